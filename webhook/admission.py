@@ -1,0 +1,181 @@
+"""AdmissionReview in and out: the envelope, the verdict, and the response.
+
+Two families of error, by whose fault they are:
+- `BadReviewError`: the webhook request itself is unusable (not JSON, not an
+  AdmissionReview, no uid). There is nobody to answer by uid, so the HTTP edge
+  answers 400.
+- an unreadable object or an unhandled resource inside a readable review: the
+  answer is an AdmissionReview with `allowed: false` and code 400, so the
+  apiserver shows the user which field is wrong.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from webhook.objects import Model
+from webhook.rules.base import Finding
+
+API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+MAX_WARNING_CHARS = 255  # the apiserver drops longer warnings; keep each under 256
+_UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
+
+
+class BadReviewError(ValueError):
+    """The request body is not an AdmissionReview this webhook can answer."""
+
+
+class GroupVersionKind(Model):
+    group: str = ""
+    version: str = ""
+    kind: str
+
+
+class GroupVersionResource(Model):
+    group: str = ""
+    version: str = ""
+    resource: str
+
+
+class AdmissionRequest(Model):
+    uid: str
+    kind: GroupVersionKind
+    resource: GroupVersionResource | None = None
+    sub_resource: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+    operation: str
+    dry_run: bool | None = None
+    object: Any = None
+    old_object: Any = None
+
+
+class AdmissionReviewRequest(Model):
+    """The envelope, as JSON Schema documents it; `read_review` does the checking."""
+
+    api_version: str
+    kind: str
+    request: AdmissionRequest
+
+
+@dataclass(frozen=True)
+class Review:
+    """A readable review: its apiVersion and uid, and the request or why it is unreadable."""
+
+    api_version: str
+    uid: str
+    request: AdmissionRequest | None
+    error: str | None = None
+
+
+def read_review(body: object) -> Review:
+    """Check the envelope of a decoded AdmissionReview body."""
+    if not isinstance(body, dict):
+        raise BadReviewError(f"body must be a JSON object (an AdmissionReview), got {_type(body)}")
+    api_version, kind = body.get("apiVersion"), body.get("kind")
+    if kind != "AdmissionReview":
+        raise BadReviewError(f'kind must be "AdmissionReview", got {kind!r}')
+    if api_version not in API_VERSIONS:
+        raise BadReviewError(
+            f"apiVersion {api_version!r} is not supported; use one of {', '.join(API_VERSIONS)}"
+        )
+    request = body.get("request")
+    if not isinstance(request, dict):
+        raise BadReviewError(f"request must be an object, got {_type(request)}")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise BadReviewError(f"request.uid must be a non-empty string, got {uid!r}")
+    try:
+        parsed = AdmissionRequest.model_validate(request)
+    except ValidationError as err:
+        return Review(api_version, uid, None, describe(err, "request"))
+    return Review(api_version, uid, parsed)
+
+
+def _type(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def describe(err: ValidationError, prefix: str) -> str:
+    """Name each bad field and its value, as `prefix.path: problem (got value)`."""
+    parts = []
+    for error in err.errors(include_url=False)[:5]:
+        loc = [prefix]
+        for item in error["loc"]:
+            if isinstance(item, int):
+                loc[-1] += f"[{item}]"
+            elif item not in _UNION_TAGS:
+                loc.append(str(item))
+        value = repr(error.get("input"))
+        if len(value) > 60:
+            value = value[:57] + "..."
+        got = "" if error["type"] == "missing" else f" (got {value})"
+        parts.append(f"{'.'.join(loc)}: {error['msg']}{got}")
+    return "; ".join(dict.fromkeys(parts))
+
+
+# --- verdicts ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    code: int = 200
+    reason: str = ""
+    message: str = ""
+    warnings: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(f.rule_id for f in self.findings))
+
+
+def _warning(finding: Finding) -> str:
+    text = str(finding)
+    return text if len(text) <= MAX_WARNING_CHARS else text[: MAX_WARNING_CHARS - 3] + "..."
+
+
+def allowed(findings: Sequence[Finding] = ()) -> Verdict:
+    return Verdict(True, warnings=tuple(_warning(f) for f in findings), findings=tuple(findings))
+
+
+def denied(findings: Iterable[Finding]) -> Verdict:
+    """Deny for every denying finding; every other finding is still a warning."""
+    found = tuple(findings)
+    denials = [f for f in found if f.denies]
+    return Verdict(
+        False,
+        code=403,
+        reason="Forbidden",
+        message="; ".join(str(f) for f in denials),
+        warnings=tuple(_warning(f) for f in found if not f.denies),
+        findings=found,
+    )
+
+
+def errored(code: int, message: str) -> Verdict:
+    reason = {400: "BadRequest", 500: "InternalError"}.get(code, "BadRequest")
+    return Verdict(False, code=code, reason=reason, message=message)
+
+
+def response(api_version: str, uid: str, verdict: Verdict) -> dict[str, Any]:
+    """The AdmissionReview answer: the one place the request's uid is echoed."""
+    body: dict[str, Any] = {"uid": uid, "allowed": verdict.allowed}
+    if not verdict.allowed:
+        body["status"] = {
+            "code": verdict.code,
+            "reason": verdict.reason,
+            "message": verdict.message,
+        }
+    if verdict.warnings:
+        body["warnings"] = list(verdict.warnings)
+    return {"apiVersion": api_version, "kind": "AdmissionReview", "response": body}

@@ -1,0 +1,161 @@
+"""(request, state, policy) -> verdict.
+
+Order of business:
+1. Cleanup is never blocked: DELETE, CONNECT and any subresource are allowed
+   with no rule run.
+2. The object (and the old object on UPDATE) must read as its kind, or the
+   answer is code 400 naming the field.
+3. An UPDATE that leaves the judged fields unchanged is allowed: that is how
+   finalizers are removed and labels edited.
+4. Transition rules (UPDATE) always deny; one-object rules run on the new
+   object; cross-object rules consult the state, except for a deleting object.
+   On UPDATE, a one-object or cross-object rule the old object already broke
+   only warns (ratcheting), so a fix never has to wait for an unrelated one.
+5. Every finding is collected; the verdict denies when any finding denies.
+
+Pure: the state is read through narrow views and never changed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, cast
+
+from pydantic import ValidationError
+
+from webhook import kinds, objects
+from webhook.admission import AdmissionRequest, Verdict, allowed, denied, describe, errored
+from webhook.kinds import KindInfo, Role
+from webhook.records import to_record
+from webhook.rules import Policy, rules_for
+from webhook.rules.base import CrossContext, Finding, Mode, Operation, Problem, Rule, Stage
+from webhook.state.index import StateIndex
+
+CLEANUP_OPERATIONS = ("DELETE", "CONNECT")
+
+
+class UnreadableObjectError(ValueError):
+    pass
+
+
+def parse_object(info: KindInfo, raw: object, path: str) -> objects.KubeObject:
+    """Read `raw` as `info`'s kind, or say which field is wrong and how."""
+    if not isinstance(raw, dict):
+        kind = "null" if raw is None else type(raw).__name__
+        raise UnreadableObjectError(f"{path} must be a {info.kind} object, got {kind}")
+    declared = raw.get("kind")
+    if declared is not None and declared != info.kind:
+        raise UnreadableObjectError(
+            f"{path}.kind is {declared!r}, but the request is for {info.kind}"
+        )
+    try:
+        return info.model.model_validate(raw)
+    except ValidationError as err:
+        raise UnreadableObjectError(describe(err, path)) from None
+
+
+def unchanged(info: KindInfo, old: objects.KubeObject, new: objects.KubeObject) -> bool:
+    """True when nothing a rule judges differs between the two objects."""
+    if info.role is Role.CLASS:
+        assert info.family is not None
+        annotation = info.family.default_annotation
+        fields = ("driver", "parameters", "deletion_policy")
+        return all(getattr(old, f) == getattr(new, f) for f in fields) and (
+            old.metadata.annotation(annotation) == new.metadata.annotation(annotation)
+        )
+    return bool(getattr(old, "spec", None) == getattr(new, "spec", None))
+
+
+def decide(request: AdmissionRequest, state: StateIndex, policy: Policy) -> Verdict:
+    if request.operation in CLEANUP_OPERATIONS or request.sub_resource:
+        return allowed()
+    gvk = request.kind
+    info = kinds.by_group_kind(gvk.group, gvk.kind)
+    if info is None or not info.reviewed:
+        return errored(
+            400,
+            f"request.kind {gvk.group}/{gvk.version} {gvk.kind} is not handled by this webhook; "
+            "it admits the snapshot.storage.k8s.io and groupsnapshot.storage.k8s.io kinds only",
+        )
+    if request.operation not in Operation.__members__:
+        return errored(
+            400,
+            f"request.operation {request.operation!r} is not one of CREATE, UPDATE, DELETE, "
+            "CONNECT",
+        )
+    operation = Operation(request.operation)
+    try:
+        new = parse_object(info, request.object, "request.object")
+        old = None
+        if operation is Operation.UPDATE:
+            old = parse_object(info, request.old_object, "request.oldObject")
+    except UnreadableObjectError as err:
+        return errored(400, str(err))
+    if old is not None and unchanged(info, old, new):
+        return allowed()
+    findings = list(evaluate(info, operation, new, old, state, policy))
+    if any(f.denies for f in findings):
+        return denied(findings)
+    return allowed(findings)
+
+
+def evaluate(
+    info: KindInfo,
+    operation: Operation,
+    new: objects.KubeObject,
+    old: objects.KubeObject | None,
+    state: StateIndex,
+    policy: Policy,
+) -> Iterator[Finding]:
+    """Every finding of every rule for this object, with ratcheting applied."""
+    family = info.family
+    assert family is not None
+    transition = rules_for(family, info.role, Stage.TRANSITION) if old is not None else ()
+    for rule in transition:
+        yield from _run(rule, policy, rule.check(family, old, new))
+
+    ratcheted = rules_for(family, info.role, Stage.OBJECT)
+    if not new.deleting:
+        ratcheted += rules_for(family, info.role, Stage.CROSS)
+    record = to_record(info, new)
+    old_record = to_record(info, old) if old is not None else None
+    view = state.family(family)
+
+    def problems(rule: Rule[Any], subject: objects.KubeObject, op: Operation) -> Iterable[Problem]:
+        if rule.stage is Stage.OBJECT:
+            return cast(Iterable[Problem], rule.check(family, subject))
+        subject_record = record if subject is new else old_record
+        assert subject_record is not None
+        ctx = CrossContext(
+            family, op, subject_record, old_record if subject is new else None, view, state
+        )
+        return cast(Iterable[Problem], rule.check(ctx))
+
+    def _already_broken(rule: Rule[Any], subject: objects.KubeObject) -> bool:
+        """Did the old object, as it stood, already break this rule?"""
+        return any(f.denies for f in _run(rule, policy, problems(rule, subject, Operation.CREATE)))
+
+    for rule in ratcheted:
+        found = list(_run(rule, policy, problems(rule, new, operation)))
+        if old is not None and any(f.denies for f in found) and _already_broken(rule, old):
+            found = [_as_warning(f) for f in found]
+        yield from found
+
+
+def _run(rule: Rule[Any], policy: Policy, problems: Iterable[Problem]) -> Iterator[Finding]:
+    mode = policy.mode(rule)
+    if mode is Mode.OFF:
+        return
+    for problem in problems:
+        yield Finding(
+            rule.id, problem.path, problem.message, mode is Mode.DENY and not problem.soft
+        )
+
+
+def _as_warning(finding: Finding) -> Finding:
+    return Finding(
+        finding.rule_id,
+        finding.path,
+        f"{finding.message} (already so before this update)",
+        denies=False,
+    )

@@ -1,0 +1,217 @@
+"""Typed views of the objects the webhook reads.
+
+Only the fields a rule reads are declared; everything else in an object
+(managedFields, labels, the last-applied annotation...) is ignored without
+being walked. Validation is strict: a string field holding a number is an
+unreadable object, never silently coerced. Absent and null both read as None,
+which is exactly the comparison the transition rules need.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+GROUP_MEMBER_HANDLE_ANNOTATION = "groupsnapshot.storage.k8s.io/volumeGroupSnapshotHandle"
+ALLOW_VOLUME_MODE_CHANGE_ANNOTATION = "snapshot.storage.kubernetes.io/allow-volume-mode-change"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        strict=True,
+        frozen=True,
+        extra="ignore",
+        alias_generator=to_camel,
+        populate_by_name=True,
+    )
+
+
+class OwnerReference(Model):
+    kind: str | None = None
+
+
+class ObjectMeta(Model):
+    name: str | None = None
+    namespace: str | None = None
+    uid: str | None = None
+    resource_version: str | None = None
+    deletion_timestamp: str | None = None
+    annotations: dict[str, str] | None = None
+    owner_references: list[OwnerReference] | None = None
+
+    def annotation(self, key: str) -> str | None:
+        return None if self.annotations is None else self.annotations.get(key)
+
+
+class KubeObject(Model):
+    api_version: str | None = None
+    kind: str | None = None
+    metadata: ObjectMeta = ObjectMeta()
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name or ""
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace or ""
+
+    @property
+    def uid(self) -> str | None:
+        return self.metadata.uid or None
+
+    @property
+    def deleting(self) -> bool:
+        return self.metadata.deletion_timestamp is not None
+
+
+class ObjectReference(Model):
+    """The `volumeSnapshotRef` / `volumeGroupSnapshotRef` of a content."""
+
+    api_version: str | None = None
+    kind: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+    uid: str | None = None
+    resource_version: str | None = None
+    field_path: str | None = None
+
+
+# --- snapshot.storage.k8s.io ---------------------------------------------
+
+
+class VolumeSnapshotSource(Model):
+    persistent_volume_claim_name: str | None = None
+    volume_snapshot_content_name: str | None = None
+
+
+class VolumeSnapshotSpec(Model):
+    source: VolumeSnapshotSource | None = None
+    volume_snapshot_class_name: str | None = None
+
+
+class VolumeSnapshotStatus(Model):
+    bound_volume_snapshot_content_name: str | None = None
+    ready_to_use: bool | None = None
+    restore_size: str | int | None = None
+
+
+class VolumeSnapshot(KubeObject):
+    spec: VolumeSnapshotSpec | None = None
+    status: VolumeSnapshotStatus | None = None
+
+    @property
+    def is_group_member(self) -> bool:
+        refs = self.metadata.owner_references or []
+        return any(ref.kind == "VolumeGroupSnapshot" for ref in refs)
+
+
+class VolumeSnapshotContentSource(Model):
+    volume_handle: str | None = None
+    snapshot_handle: str | None = None
+
+
+class VolumeSnapshotContentSpec(Model):
+    deletion_policy: str | None = None
+    driver: str | None = None
+    source: VolumeSnapshotContentSource | None = None
+    source_volume_mode: str | None = None
+    volume_snapshot_class_name: str | None = None
+    volume_snapshot_ref: ObjectReference | None = None
+
+
+class VolumeSnapshotContent(KubeObject):
+    spec: VolumeSnapshotContentSpec | None = None
+
+    @property
+    def is_group_member(self) -> bool:
+        return self.metadata.annotation(GROUP_MEMBER_HANDLE_ANNOTATION) is not None
+
+
+class VolumeSnapshotClass(KubeObject):
+    driver: str | None = None
+    parameters: dict[str, str] | None = None
+    deletion_policy: str | None = None
+
+
+# --- groupsnapshot.storage.k8s.io (every served version has these fields) ---
+
+
+class VolumeGroupSnapshotSource(Model):
+    selector: dict[str, Any] | None = None
+    volume_group_snapshot_content_name: str | None = None
+
+
+class VolumeGroupSnapshotSpec(Model):
+    source: VolumeGroupSnapshotSource | None = None
+    volume_group_snapshot_class_name: str | None = None
+
+
+class VolumeGroupSnapshotStatus(Model):
+    bound_volume_group_snapshot_content_name: str | None = None
+    ready_to_use: bool | None = None
+
+
+class VolumeGroupSnapshot(KubeObject):
+    spec: VolumeGroupSnapshotSpec | None = None
+    status: VolumeGroupSnapshotStatus | None = None
+
+
+class GroupSnapshotHandles(Model):
+    volume_group_snapshot_handle: str | None = None
+    volume_snapshot_handles: list[str] | None = None
+
+
+class VolumeGroupSnapshotContentSource(Model):
+    volume_handles: list[str] | None = None
+    group_snapshot_handles: GroupSnapshotHandles | None = None
+
+
+class VolumeGroupSnapshotContentSpec(Model):
+    deletion_policy: str | None = None
+    driver: str | None = None
+    source: VolumeGroupSnapshotContentSource | None = None
+    volume_group_snapshot_class_name: str | None = None
+    volume_group_snapshot_ref: ObjectReference | None = None
+
+
+class VolumeGroupSnapshotContent(KubeObject):
+    spec: VolumeGroupSnapshotContentSpec | None = None
+
+
+class VolumeGroupSnapshotClass(KubeObject):
+    driver: str | None = None
+    parameters: dict[str, str] | None = None
+    deletion_policy: str | None = None
+
+
+# --- core objects read as state only ----------------------------------------
+
+
+class PersistentVolumeClaimSpec(Model):
+    storage_class_name: str | None = None
+    volume_name: str | None = None
+
+
+class PersistentVolumeClaim(KubeObject):
+    spec: PersistentVolumeClaimSpec | None = None
+
+
+class CSIPersistentVolumeSource(Model):
+    driver: str | None = None
+
+
+class PersistentVolumeSpec(Model):
+    csi: CSIPersistentVolumeSource | None = None
+
+
+class PersistentVolume(KubeObject):
+    spec: PersistentVolumeSpec | None = None
+
+
+class StorageClass(KubeObject):
+    provisioner: str | None = None

@@ -1,0 +1,179 @@
+"""The offline commands: `review` (AdmissionReview in, response out) and `check` (manifests)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+import orjson
+
+from webhook import kinds
+from webhook.admission import (
+    AdmissionRequest,
+    BadReviewError,
+    GroupVersionKind,
+    Review,
+    Verdict,
+    errored,
+    read_review,
+    response,
+)
+from webhook.decide import UnreadableObjectError, decide, parse_object
+from webhook.manifests import ManifestError, documents, expand, read_bytes
+from webhook.rules import Policy
+from webhook.state.fixtures import ObjectStore, apply_admitted, with_namespace
+from webhook.state.index import StateIndex
+
+EXIT_OK, EXIT_DENIED, EXIT_UNREADABLE = 0, 1, 2
+
+
+def admit(review: Review, state: StateIndex, policy: Policy) -> Verdict:
+    """Judge a review and, when admitted, apply it: a cluster of one."""
+    if review.request is None:
+        return errored(400, review.error or "request is unreadable")
+    verdict = decide(review.request, state, policy)
+    if verdict.allowed:
+        apply_admitted(state, review.request)
+    return verdict
+
+
+def _json_values(label: str, data: bytes) -> Iterator[object]:
+    """One JSON document, or JSON Lines (one document per line)."""
+    try:
+        yield orjson.loads(data)
+        return
+    except orjson.JSONDecodeError as whole_error:
+        lines = [(n, line) for n, line in enumerate(data.splitlines(), 1) if line.strip()]
+        if len(lines) < 2:
+            raise ManifestError(f"{label}: invalid JSON: {whole_error}") from None
+    for number, line in lines:
+        try:
+            yield orjson.loads(line)
+        except orjson.JSONDecodeError as err:
+            raise ManifestError(f"{label}:{number}: invalid JSON: {err}") from None
+
+
+def run_review(
+    files: Sequence[str],
+    state_paths: Sequence[str],
+    policy: Policy,
+    stdin: IO[bytes] | None,
+    out: IO[str],
+) -> int:
+    store = ObjectStore()
+    store.load(state_paths)
+    status = EXIT_OK
+    for name in files:
+        label = "<stdin>" if name == "-" else name
+        try:
+            values = list(_json_values(label, read_bytes(name, stdin)))
+        except ManifestError as err:
+            print(f"snapshot-webhook review: {err}", file=sys.stderr)
+            status = EXIT_UNREADABLE
+            continue
+        for body in values:
+            try:
+                review = read_review(body)
+            except BadReviewError as err:
+                print(f"snapshot-webhook review: {label}: {err}", file=sys.stderr)
+                status = EXIT_UNREADABLE
+                continue
+            verdict = admit(review, store.index, policy)
+            out.write(orjson.dumps(response(review.api_version, review.uid, verdict)).decode())
+            out.write("\n")
+            if verdict.code == 400:
+                status = EXIT_UNREADABLE
+            elif not verdict.allowed:
+                status = max(status, EXIT_DENIED)
+    return status
+
+
+def _name_of(raw: dict[str, Any]) -> tuple[str, str]:
+    metadata = raw.get("metadata")
+    if not isinstance(metadata, dict):
+        return "", ""
+    namespace, name = metadata.get("namespace"), metadata.get("name")
+    return (
+        namespace if isinstance(namespace, str) else "",
+        name if isinstance(name, str) else "",
+    )
+
+
+def run_check(
+    manifests: Sequence[str],
+    state_paths: Sequence[str],
+    policy: Policy,
+    stdin: IO[bytes] | None,
+    out: IO[str],
+) -> int:
+    store = ObjectStore()
+    store.load(state_paths)
+    status = EXIT_OK
+    checked = denied_count = unreadable = warnings = skipped = 0
+    for name in expand(manifests):
+        try:
+            docs = list(documents(name, read_bytes(name, stdin)))
+        except ManifestError as err:
+            print(f"snapshot-webhook check: {err}", file=sys.stderr)
+            status = EXIT_UNREADABLE
+            continue
+        for doc in docs:
+            info = kinds.by_api_version(doc.api_version, doc.kind)
+            if info is None:
+                skipped += 1
+                continue
+            raw = with_namespace(info, doc.raw)
+            namespace, obj_name = _name_of(raw)
+            shown = f"{namespace}/{obj_name}" if namespace else obj_name
+            label = f"{doc.source} {info.kind} {shown}"
+            if not info.reviewed:
+                verdict = _load_state_object(store, info, raw)
+            else:
+                checked += 1
+                old = store.raw.get((info.api_group, info.kind, namespace, obj_name))
+                request = AdmissionRequest(
+                    uid=f"check-{checked}",
+                    kind=GroupVersionKind(
+                        group=info.api_group,
+                        version=doc.api_version.rpartition("/")[2],
+                        kind=info.kind,
+                    ),
+                    name=obj_name,
+                    namespace=namespace or None,
+                    operation="UPDATE" if old is not None else "CREATE",
+                    object=raw,
+                    old_object=old,
+                )
+                verdict = decide(request, store.index, policy)
+                if verdict.allowed:
+                    store.put(info, parse_object(info, raw, "object"), raw)
+            if verdict.code == 400:
+                print(f"{label} error: {verdict.message}", file=out)
+                unreadable += info.reviewed
+                status = EXIT_UNREADABLE
+                continue
+            for finding in verdict.findings:
+                suffix = "" if finding.denies else " (warning)"
+                print(f"{label} {finding.rule_id}: {finding.message}{suffix}", file=out)
+                warnings += not finding.denies
+            if not verdict.allowed:
+                denied_count += 1
+                status = max(status, EXIT_DENIED)
+    print(
+        f"checked {checked} snapshot objects: {checked - denied_count - unreadable} allowed, "
+        f"{denied_count} denied, {unreadable} unreadable, {warnings} warnings; "
+        f"{skipped} objects of other kinds skipped",
+        file=sys.stderr,
+    )
+    return status
+
+
+def _load_state_object(store: ObjectStore, info: kinds.KindInfo, raw: dict[str, Any]) -> Verdict:
+    """Claims, volumes and storage classes in a manifest join the state unchecked."""
+    try:
+        obj = parse_object(info, raw, "object")
+    except UnreadableObjectError as err:
+        return errored(400, str(err))
+    store.put(info, obj, raw)
+    return Verdict(True)

@@ -1,0 +1,209 @@
+"""Compact records: only what the cross-object rules read about an object.
+
+The state index holds these instead of whole objects, so that memory per
+object stays small whatever the object carried (managedFields, last-applied
+annotations). The object under review is turned into the same record, so that
+cross-object rules see it and the stored objects in one shape.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from webhook import objects
+from webhook.kinds import Family, KindInfo, Role
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    namespace: str  # "" for cluster-scoped objects
+    name: str
+    uid: str | None
+
+    def same_object(self, other: Identity) -> bool:
+        """True when `other` is this object: same name, or same uid."""
+        if self.namespace == other.namespace and self.name == other.name:
+            return True
+        return self.uid is not None and self.uid == other.uid
+
+    @property
+    def display(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class ClassRecord:
+    id: Identity
+    deleting: bool
+    driver: str | None
+    default_value: str | None  # the raw is-default-class annotation
+
+    @property
+    def is_default(self) -> bool:
+        """Exactly "true", as the snapshot controller reads it; deleting classes never count."""
+        return self.default_value == "true" and not self.deleting
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    id: Identity
+    deleting: bool
+    pvc_name: str | None
+    content_name: str | None
+    bound_content_name: str | None
+    class_name: str | None
+    is_group_member: bool
+    ready_to_use: bool | None = None
+    restore_size: str | int | None = None
+
+    def names_content(self) -> tuple[str, ...]:
+        """Contents this snapshot claims; a deleting snapshot claims nothing."""
+        if self.deleting:
+            return ()
+        names = {self.content_name, self.bound_content_name} - {None, ""}
+        return tuple(sorted(n for n in names if n is not None))
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRecord:
+    id: Identity
+    deleting: bool
+    driver: str | None
+    class_name: str | None
+    ref_namespace: str | None
+    ref_name: str | None
+    ref_uid: str | None
+    is_group_member: bool
+    source_volume_mode: str | None = None
+    allow_volume_mode_change: bool = False
+
+    @property
+    def ref_key(self) -> tuple[str, str] | None:
+        if not self.ref_namespace or not self.ref_name:
+            return None
+        return (self.ref_namespace, self.ref_name)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRecord:
+    id: Identity
+    storage_class_name: str | None
+    volume_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeRecord:
+    id: Identity
+    csi_driver: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StorageClassRecord:
+    id: Identity
+    provisioner: str | None
+
+
+Record = (
+    ClassRecord | SnapshotRecord | ContentRecord | ClaimRecord | VolumeRecord | StorageClassRecord
+)
+
+
+def identity(obj: objects.KubeObject) -> Identity:
+    return Identity(obj.namespace, obj.name, obj.uid)
+
+
+def _snapshot(obj: objects.KubeObject) -> SnapshotRecord:
+    if isinstance(obj, objects.VolumeSnapshot):
+        spec, status = obj.spec, obj.status
+        source = spec.source if spec else None
+        return SnapshotRecord(
+            id=identity(obj),
+            deleting=obj.deleting,
+            pvc_name=source.persistent_volume_claim_name if source else None,
+            content_name=source.volume_snapshot_content_name if source else None,
+            bound_content_name=status.bound_volume_snapshot_content_name if status else None,
+            class_name=spec.volume_snapshot_class_name if spec else None,
+            is_group_member=obj.is_group_member,
+            ready_to_use=status.ready_to_use if status else None,
+            restore_size=status.restore_size if status else None,
+        )
+    assert isinstance(obj, objects.VolumeGroupSnapshot)
+    gspec, gstatus = obj.spec, obj.status
+    gsource = gspec.source if gspec else None
+    return SnapshotRecord(
+        id=identity(obj),
+        deleting=obj.deleting,
+        pvc_name=None,
+        content_name=gsource.volume_group_snapshot_content_name if gsource else None,
+        bound_content_name=gstatus.bound_volume_group_snapshot_content_name if gstatus else None,
+        class_name=gspec.volume_group_snapshot_class_name if gspec else None,
+        is_group_member=False,
+        ready_to_use=gstatus.ready_to_use if gstatus else None,
+    )
+
+
+def _content(obj: objects.KubeObject) -> ContentRecord:
+    ref: objects.ObjectReference | None
+    if isinstance(obj, objects.VolumeSnapshotContent):
+        spec = obj.spec
+        ref = spec.volume_snapshot_ref if spec else None
+        allow = obj.metadata.annotation(objects.ALLOW_VOLUME_MODE_CHANGE_ANNOTATION) == "true"
+        return ContentRecord(
+            id=identity(obj),
+            deleting=obj.deleting,
+            driver=spec.driver if spec else None,
+            class_name=spec.volume_snapshot_class_name if spec else None,
+            ref_namespace=ref.namespace if ref else None,
+            ref_name=ref.name if ref else None,
+            ref_uid=ref.uid if ref else None,
+            is_group_member=obj.is_group_member,
+            source_volume_mode=spec.source_volume_mode if spec else None,
+            allow_volume_mode_change=allow,
+        )
+    assert isinstance(obj, objects.VolumeGroupSnapshotContent)
+    gspec = obj.spec
+    ref = gspec.volume_group_snapshot_ref if gspec else None
+    return ContentRecord(
+        id=identity(obj),
+        deleting=obj.deleting,
+        driver=gspec.driver if gspec else None,
+        class_name=gspec.volume_group_snapshot_class_name if gspec else None,
+        ref_namespace=ref.namespace if ref else None,
+        ref_name=ref.name if ref else None,
+        ref_uid=ref.uid if ref else None,
+        is_group_member=False,
+    )
+
+
+def _class(obj: objects.KubeObject, family: Family) -> ClassRecord:
+    assert isinstance(obj, objects.VolumeSnapshotClass | objects.VolumeGroupSnapshotClass)
+    return ClassRecord(
+        id=identity(obj),
+        deleting=obj.deleting,
+        driver=obj.driver,
+        default_value=obj.metadata.annotation(family.default_annotation),
+    )
+
+
+def to_record(info: KindInfo, obj: objects.KubeObject) -> Record:
+    """The record of `obj`, which must be an instance of `info.model`."""
+    if info.family is not None:
+        if info.role is Role.SNAPSHOT:
+            return _snapshot(obj)
+        if info.role is Role.CONTENT:
+            return _content(obj)
+        return _class(obj, info.family)
+    if isinstance(obj, objects.PersistentVolumeClaim):
+        spec = obj.spec
+        return ClaimRecord(
+            identity(obj),
+            spec.storage_class_name if spec else None,
+            spec.volume_name if spec else None,
+        )
+    if isinstance(obj, objects.PersistentVolume):
+        csi = obj.spec.csi if obj.spec else None
+        return VolumeRecord(identity(obj), csi.driver if csi else None)
+    assert isinstance(obj, objects.StorageClass)
+    return StorageClassRecord(identity(obj), obj.provisioner)

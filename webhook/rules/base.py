@@ -1,0 +1,201 @@
+"""What a rule is, what it reports, and the helpers every rule shares.
+
+A rule is a pure function. One-object rules see the object; transition rules
+see the old and the new object; cross-object rules see records and a read-only
+view of the state. Each yields `Problem`s that name the field path and the
+values. The rule's id and mode are attached by the engine, so one function can
+serve both snapshot families.
+
+Pure: no I/O, no globals read at call time, no logging.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import orjson
+from pydantic import BaseModel
+
+from webhook.kinds import FAMILIES, Family, Role
+from webhook.records import Record
+from webhook.state.view import FamilyView, VolumeView
+
+MAX_VALUE_CHARS = 80
+
+
+class Mode(enum.StrEnum):
+    DENY = "deny"
+    WARN = "warn"
+    OFF = "off"
+
+
+class Stage(enum.Enum):
+    OBJECT = "one-object"
+    TRANSITION = "transition"
+    CROSS = "cross-object"
+
+
+class Operation(enum.StrEnum):
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong, as a rule sees it. `soft` problems only ever warn."""
+
+    path: str
+    message: str
+    soft: bool = False
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A problem attributed to a rule, with the verdict it carries."""
+
+    rule_id: str
+    path: str
+    message: str
+    denies: bool
+
+    def __str__(self) -> str:
+        return f"{self.rule_id}: {self.message}"
+
+
+@dataclass(frozen=True)
+class CrossContext:
+    family: Family
+    operation: Operation
+    record: Record
+    old_record: Record | None
+    state: FamilyView
+    volumes: VolumeView
+
+
+ObjectCheck = Callable[[Family, Any], Iterable[Problem]]
+TransitionCheck = Callable[[Family, Any, Any], Iterable[Problem]]
+CrossCheck = Callable[[CrossContext], Iterable[Problem]]
+C = TypeVar("C", ObjectCheck, TransitionCheck, CrossCheck)
+
+
+@dataclass(frozen=True)
+class Rule(Generic[C]):
+    id: str
+    family: Family
+    role: Role
+    stage: Stage
+    default: Mode
+    meaning: str
+    check: C
+
+    @property
+    def kind(self) -> str:
+        return {
+            Role.SNAPSHOT: self.family.snapshot_kind,
+            Role.CONTENT: self.family.content_kind,
+            Role.CLASS: self.family.class_kind,
+        }[self.role]
+
+    @property
+    def operations(self) -> str:
+        return "UPDATE" if self.stage is Stage.TRANSITION else "CREATE, UPDATE"
+
+
+def define(
+    base_id: str,
+    role: Role,
+    stage: Stage,
+    check: C,
+    meaning: str,
+    *,
+    default: Mode = Mode.DENY,
+    families: Sequence[Family] = FAMILIES,
+) -> list[Rule[C]]:
+    """One rule per family: `base_id` for single volumes, `group-base_id` for groups."""
+    return [
+        Rule(family.rule_id(base_id), family, role, stage, default, meaning, check)
+        for family in families
+    ]
+
+
+# --- formatting -------------------------------------------------------------
+
+
+def show(value: object) -> str:
+    """A value as it appears in a message: JSON, shortened; `absent` for None."""
+    if value is None:
+        return "absent"
+    if isinstance(value, BaseModel):
+        value = value.model_dump(by_alias=True, exclude_none=True)
+    text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    if len(text) > MAX_VALUE_CHARS:
+        text = text[: MAX_VALUE_CHARS - 3] + "..."
+    return text
+
+
+# --- comparison ---------------------------------------------------------------
+
+
+def changes(path: str, old: object, new: object) -> list[tuple[str, object, object]]:
+    """Leaf-level differences between two values, with their field paths.
+
+    Absent and null are the same (both None); every other value, an empty
+    string, list or map included, is compared exactly, as the CRDs' CEL
+    `self == oldSelf` rules compare.
+    """
+    if old == new:
+        return []
+    model_type = type(new) if isinstance(new, BaseModel) else type(old)
+    if (
+        isinstance(old, BaseModel | None)
+        and isinstance(new, BaseModel | None)
+        and issubclass(model_type, BaseModel)
+    ):
+        found: list[tuple[str, object, object]] = []
+        for name, field in model_type.model_fields.items():
+            found += changes(
+                f"{path}.{field.alias or name}", getattr(old, name, None), getattr(new, name, None)
+            )
+        if found:
+            return found
+    return [(path, old, new)]
+
+
+def immutable(path: str, old: object, new: object) -> Iterator[Problem]:
+    for field_path, was, now in changes(path, old, new):
+        yield Problem(field_path, f"{field_path} is immutable: was {show(was)}, now {show(now)}")
+
+
+# --- presence -------------------------------------------------------------------
+
+Validator = Callable[[object], str | None]
+Option = tuple[str, object, Validator]  # field, value, validator
+
+
+def non_empty_string(value: object) -> str | None:
+    return None if isinstance(value, str) and value else "must be a non-empty string"
+
+
+def any_value(value: object) -> str | None:
+    return None
+
+
+def exactly_one(parent: str, parent_present: bool, options: Sequence[Option]) -> Iterator[Problem]:
+    """Exactly one of `options` (field, value, validator) is present and valid."""
+    paths = " and ".join(f"{parent}.{field}" for field, _, _ in options)
+    present = [(field, value, valid) for field, value, valid in options if value is not None]
+    if not parent_present:
+        yield Problem(parent, f"{parent} is missing: exactly one of {paths} must be set")
+    elif not present:
+        yield Problem(parent, f"exactly one of {paths} must be set, found neither")
+    elif len(present) > 1:
+        found = ", ".join(f"{parent}.{field}={show(value)}" for field, value, _ in present)
+        yield Problem(parent, f"exactly one of {paths} must be set, found {found}")
+    else:
+        field, value, valid = present[0]
+        error = valid(value)
+        if error is not None:
+            yield Problem(f"{parent}.{field}", f"{parent}.{field} {error}, got {show(value)}")

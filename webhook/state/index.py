@@ -1,0 +1,215 @@
+"""In-memory indexes over the records of every kind the rules read.
+
+Each cross-object question (the default class of a driver, the snapshots that
+name a content, the contents that point at a snapshot) has a reverse index kept
+up to date on every put and remove, so answering it costs a dictionary lookup
+and a walk over the few records that match, never a scan of the state.
+
+A lock guards every read and write: the index is fed by watch threads while the
+event loop reads it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+from webhook.kinds import FAMILIES, Family, KindInfo, Role
+from webhook.objects import KubeObject
+from webhook.records import (
+    ClaimRecord,
+    ClassRecord,
+    ContentRecord,
+    Record,
+    SnapshotRecord,
+    StorageClassRecord,
+    VolumeRecord,
+    to_record,
+)
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V", bound=Hashable)
+NamespacedKey = tuple[str, str]
+
+
+class MultiMap(Generic[K, V]):
+    """key -> set of values, with empty sets dropped so memory follows content."""
+
+    def __init__(self) -> None:
+        self._data: dict[K, set[V]] = {}
+
+    def add(self, key: K, value: V) -> None:
+        self._data.setdefault(key, set()).add(value)
+
+    def discard(self, key: K, value: V) -> None:
+        values = self._data.get(key)
+        if values is not None:
+            values.discard(value)
+            if not values:
+                del self._data[key]
+
+    def get(self, key: K) -> tuple[V, ...]:
+        return tuple(self._data.get(key, ()))
+
+
+class FamilyIndex:
+    """Snapshots, contents and classes of one family, with their reverse indexes."""
+
+    def __init__(self, family: Family, lock: threading.RLock) -> None:
+        self.family = family
+        self._lock = lock
+        self.snapshots: dict[NamespacedKey, SnapshotRecord] = {}
+        self.contents: dict[str, ContentRecord] = {}
+        self.classes: dict[str, ClassRecord] = {}
+        self._naming: MultiMap[str, NamespacedKey] = MultiMap()  # content -> snapshots
+        self._referencing: MultiMap[NamespacedKey, str] = MultiMap()  # snapshot -> contents
+        self._defaults: MultiMap[str, str] = MultiMap()  # driver -> default classes
+
+    # --- FamilyView -------------------------------------------------------
+
+    def snapshot(self, namespace: str, name: str) -> SnapshotRecord | None:
+        return self.snapshots.get((namespace, name))
+
+    def content(self, name: str) -> ContentRecord | None:
+        return self.contents.get(name)
+
+    def snapshot_class(self, name: str) -> ClassRecord | None:
+        return self.classes.get(name)
+
+    def default_classes(self, driver: str) -> tuple[ClassRecord, ...]:
+        with self._lock:
+            return tuple(self.classes[n] for n in sorted(self._defaults.get(driver)))
+
+    def snapshots_naming(self, content_name: str) -> tuple[SnapshotRecord, ...]:
+        with self._lock:
+            keys = sorted(self._naming.get(content_name))
+            return tuple(self.snapshots[k] for k in keys)
+
+    def contents_referencing(self, namespace: str, name: str) -> tuple[ContentRecord, ...]:
+        with self._lock:
+            names = sorted(self._referencing.get((namespace, name)))
+            return tuple(self.contents[n] for n in names)
+
+    # --- writes -----------------------------------------------------------
+
+    def put_snapshot(self, record: SnapshotRecord) -> None:
+        key = (record.id.namespace, record.id.name)
+        with self._lock:
+            self.remove_snapshot(*key)
+            self.snapshots[key] = record
+            for content in record.names_content():
+                self._naming.add(content, key)
+
+    def remove_snapshot(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        with self._lock:
+            old = self.snapshots.pop(key, None)
+            if old is not None:
+                for content in old.names_content():
+                    self._naming.discard(content, key)
+
+    def put_content(self, record: ContentRecord) -> None:
+        with self._lock:
+            self.remove_content(record.id.name)
+            self.contents[record.id.name] = record
+            if record.ref_key is not None:
+                self._referencing.add(record.ref_key, record.id.name)
+
+    def remove_content(self, name: str) -> None:
+        with self._lock:
+            old = self.contents.pop(name, None)
+            if old is not None and old.ref_key is not None:
+                self._referencing.discard(old.ref_key, name)
+
+    def put_class(self, record: ClassRecord) -> None:
+        with self._lock:
+            self.remove_class(record.id.name)
+            self.classes[record.id.name] = record
+            if record.default_value == "true" and record.driver is not None:
+                self._defaults.add(record.driver, record.id.name)
+
+    def remove_class(self, name: str) -> None:
+        with self._lock:
+            old = self.classes.pop(name, None)
+            if old is not None and old.driver is not None:
+                self._defaults.discard(old.driver, name)
+
+
+class StateIndex:
+    """Every record the rules may ask about; implements FamilyView and VolumeView."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.families = {family.prefix: FamilyIndex(family, self._lock) for family in FAMILIES}
+        self.claims: dict[NamespacedKey, ClaimRecord] = {}
+        self.volumes: dict[str, VolumeRecord] = {}
+        self.storage_classes: dict[str, StorageClassRecord] = {}
+
+    def family(self, family: Family) -> FamilyIndex:
+        return self.families[family.prefix]
+
+    # --- VolumeView -------------------------------------------------------
+
+    def claim(self, namespace: str, name: str) -> ClaimRecord | None:
+        return self.claims.get((namespace, name))
+
+    def volume(self, name: str) -> VolumeRecord | None:
+        return self.volumes.get(name)
+
+    def storage_class(self, name: str) -> StorageClassRecord | None:
+        return self.storage_classes.get(name)
+
+    # --- writes -----------------------------------------------------------
+
+    def put_object(self, info: KindInfo, obj: KubeObject) -> None:
+        self.put(info, to_record(info, obj))
+
+    def put(self, info: KindInfo, record: Record) -> None:
+        with self._lock:
+            if info.family is not None:
+                index = self.family(info.family)
+                if isinstance(record, SnapshotRecord):
+                    index.put_snapshot(record)
+                elif isinstance(record, ContentRecord):
+                    index.put_content(record)
+                elif isinstance(record, ClassRecord):
+                    index.put_class(record)
+            elif isinstance(record, ClaimRecord):
+                self.claims[(record.id.namespace, record.id.name)] = record
+            elif isinstance(record, VolumeRecord):
+                self.volumes[record.id.name] = record
+            elif isinstance(record, StorageClassRecord):
+                self.storage_classes[record.id.name] = record
+
+    def remove(self, info: KindInfo, namespace: str, name: str) -> None:
+        with self._lock:
+            if info.family is not None:
+                index = self.family(info.family)
+                if info.role is Role.SNAPSHOT:
+                    index.remove_snapshot(namespace, name)
+                elif info.role is Role.CONTENT:
+                    index.remove_content(name)
+                else:
+                    index.remove_class(name)
+            elif info.role is Role.PVC:
+                self.claims.pop((namespace, name), None)
+            elif info.role is Role.PV:
+                self.volumes.pop(name, None)
+            else:
+                self.storage_classes.pop(name, None)
+
+    def counts(self) -> Counter[str]:
+        """Objects held, by kind."""
+        with self._lock:
+            counts: Counter[str] = Counter()
+            for index in self.families.values():
+                fam = index.family
+                counts[fam.snapshot_kind] = len(index.snapshots)
+                counts[fam.content_kind] = len(index.contents)
+                counts[fam.class_kind] = len(index.classes)
+            counts["PersistentVolumeClaim"] = len(self.claims)
+            counts["PersistentVolume"] = len(self.volumes)
+            counts["StorageClass"] = len(self.storage_classes)
+            return counts

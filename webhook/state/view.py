@@ -1,0 +1,55 @@
+"""The narrow interface through which rules read the cluster's state.
+
+Every question is one a rule asks, answered in constant time from an index.
+Rules never scan; the index decides how to answer. Implementations return only
+what is stored: excluding the object under review is the caller's job, because
+only the caller knows which object that is.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from webhook.records import (
+    ClaimRecord,
+    ClassRecord,
+    ContentRecord,
+    SnapshotRecord,
+    StorageClassRecord,
+    VolumeRecord,
+)
+
+
+class FamilyView(Protocol):
+    """Snapshots, contents and classes of one family (single-volume or group)."""
+
+    def snapshot(self, namespace: str, name: str) -> SnapshotRecord | None: ...
+
+    def content(self, name: str) -> ContentRecord | None: ...
+
+    def snapshot_class(self, name: str) -> ClassRecord | None: ...
+
+    def default_classes(self, driver: str) -> Sequence[ClassRecord]:
+        """Classes annotated default for `driver`, deleting ones included."""
+        ...
+
+    def snapshots_naming(self, content_name: str) -> Sequence[SnapshotRecord]:
+        """Snapshots whose spec source or status binding names the content."""
+        ...
+
+    def contents_referencing(self, namespace: str, name: str) -> Sequence[ContentRecord]:
+        """Contents whose snapshot ref points at namespace/name."""
+        ...
+
+
+class VolumeView(Protocol):
+    """The core objects that tell which CSI driver a claim belongs to."""
+
+    def claim(self, namespace: str, name: str) -> ClaimRecord | None: ...
+
+    def volume(self, name: str) -> VolumeRecord | None: ...
+
+    def storage_class(self, name: str) -> StorageClassRecord | None: ...
