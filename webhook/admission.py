@@ -20,11 +20,20 @@ from typing import Any
 from pydantic import ValidationError
 
 from webhook.objects import Model
-from webhook.rules.base import Finding
+from webhook.rules.base import Finding, show
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 MAX_WARNING_CHARS = 255  # the apiserver drops longer warnings; keep each under 256
 _UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
+_EXPECTED = {
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "bool_type": "must be a boolean",
+    "int_type": "must be an integer",
+}
 
 
 class BadReviewError(ValueError):
@@ -105,7 +114,7 @@ def _type(value: object) -> str:
 
 
 def describe(err: ValidationError, prefix: str) -> str:
-    """Name each bad field and its value, as `prefix.path: problem (got value)`."""
+    """Name each bad field and its value, as `prefix.path must be a string, got 5`."""
     parts = []
     for error in err.errors(include_url=False)[:5]:
         loc = [prefix]
@@ -114,11 +123,12 @@ def describe(err: ValidationError, prefix: str) -> str:
                 loc[-1] += f"[{item}]"
             elif item not in _UNION_TAGS:
                 loc.append(str(item))
-        value = repr(error.get("input"))
-        if len(value) > 60:
-            value = value[:57] + "..."
-        got = "" if error["type"] == "missing" else f" (got {value})"
-        parts.append(f"{'.'.join(loc)}: {error['msg']}{got}")
+        path = ".".join(loc)
+        if error["type"] == "missing":
+            parts.append(f"{path} is required")
+            continue
+        expected = _EXPECTED.get(error["type"], error["msg"])
+        parts.append(f"{path} {expected}, got {show(error.get('input'))}")
     return "; ".join(dict.fromkeys(parts))
 
 

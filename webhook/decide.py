@@ -156,6 +156,6 @@ def _as_warning(finding: Finding) -> Finding:
     return Finding(
         finding.rule_id,
         finding.path,
-        f"{finding.message} (already so before this update)",
+        f"already so before this update: {finding.message}",
         denies=False,
     )

@@ -130,7 +130,10 @@ def show(value: object) -> str:
         return "absent"
     if isinstance(value, BaseModel):
         value = value.model_dump(by_alias=True, exclude_none=True)
-    text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # not JSON (a YAML date, say): show it as Python would
+        text = repr(value)
     if len(text) > MAX_VALUE_CHARS:
         text = text[: MAX_VALUE_CHARS - 3] + "..."
     return text

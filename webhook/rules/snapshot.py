@@ -71,7 +71,7 @@ def class_non_empty(family: Family, snap: Snapshot) -> Iterator[Problem]:
     if name == "":
         path = family.class_name_path
         yield Problem(
-            path, f"{path} must not be the empty string; omit it to use the default class"
+            path, f"{path} must not be the empty string (omit it to use the default class)"
         )
 
 

@@ -1,0 +1,186 @@
+"""Cleanup is never blocked, verdicts collect everything, unreadable objects are code 400."""
+
+from __future__ import annotations
+
+import pytest
+from builders import (
+    changed,
+    denied_ids,
+    judge,
+    review,
+    snapshot_class,
+    snapshot_content,
+    volume_snapshot,
+    warned_ids,
+)
+
+from webhook.admission import MAX_WARNING_CHARS, read_review
+from webhook.rules import BY_ID, Policy, UnknownRuleError
+from webhook.rules.base import Mode
+from webhook.state.index import StateIndex
+
+BROKEN = volume_snapshot("broken", pvc="postgres-data", content="snapcontent-future", cls="")
+
+
+def test_every_violation_is_collected(state: StateIndex) -> None:
+    verdict = judge(state, review(BROKEN))
+    assert not verdict.allowed
+    assert (verdict.code, verdict.reason) == (403, "Forbidden")
+    assert denied_ids(verdict) == {"snapshot.source.one-of", "snapshot.class.non-empty"}
+    assert verdict.message.count("; ") == 1
+    for part in verdict.message.split("; "):
+        assert part.split(": ", 1)[0] in BY_ID
+
+
+def test_denial_still_carries_warnings(state: StateIndex) -> None:
+    verdict = judge(state, review(BROKEN))
+    assert warned_ids(verdict) == {"snapshot.binding.one-to-one"}
+    assert verdict.warnings[0].startswith("snapshot.binding.one-to-one: ")
+
+
+@pytest.mark.parametrize("operation", ["DELETE", "CONNECT"])
+def test_cleanup_operations_are_always_allowed(state: StateIndex, operation: str) -> None:
+    verdict = judge(state, review(None, operation=operation, old=BROKEN))
+    assert verdict.allowed and verdict.findings == ()
+
+
+def test_delete_of_unhandled_resource_is_allowed(state: StateIndex) -> None:
+    body = review(None, operation="DELETE", old=BROKEN)
+    body["request"]["kind"] = {"group": "", "version": "v1", "kind": "Pod"}
+    assert judge(state, body).allowed
+
+
+def test_subresource_requests_are_allowed_whatever_they_carry(state: StateIndex) -> None:
+    body = review(BROKEN, operation="UPDATE", old=BROKEN, sub_resource="status")
+    body["request"]["object"] = {"spec": "not an object"}
+    assert judge(state, body).allowed
+
+
+def test_unchanged_spec_update_is_allowed_even_when_broken(state: StateIndex) -> None:
+    new = changed(BROKEN, **{"metadata.labels": {"retention": "7d"}, "metadata.finalizers": []})
+    verdict = judge(state, review(new, operation="UPDATE", old=BROKEN))
+    assert verdict.allowed and verdict.findings == ()
+
+
+def test_one_object_rule_broken_before_only_warns(state: StateIndex) -> None:
+    old = volume_snapshot("both", pvc="postgres-data", content="snapcontent-x")
+    new = changed(old, **{"spec.volumeSnapshotClassName": "ebs-snapclass"})
+    verdict = judge(state, review(new, operation="UPDATE", old=old))
+    assert verdict.allowed
+    assert "snapshot.source.one-of" in warned_ids(verdict)
+
+
+@pytest.mark.parametrize(
+    ("obj", "needle"),
+    [
+        (
+            changed(BROKEN, **{"spec.source.persistentVolumeClaimName": 5}),
+            "request.object.spec.source.persistentVolumeClaimName must be a string, got 5",
+        ),
+        (changed(BROKEN, spec="yes"), 'request.object.spec must be an object, got "yes"'),
+        (
+            changed(BROKEN, metadata={"name": "x", "annotations": ["a"]}),
+            'request.object.metadata.annotations must be an object, got ["a"]',
+        ),
+        (
+            changed(BROKEN, metadata={"name": "x", "annotations": {"a": 1}}),
+            "request.object.metadata.annotations.a must be a string, got 1",
+        ),
+        (["not", "an", "object"], "request.object must be a VolumeSnapshot object, got list"),
+        (
+            changed(BROKEN, kind="VolumeSnapshotContent"),
+            "request.object.kind is 'VolumeSnapshotContent', but the request is for VolumeSnapshot",
+        ),
+    ],
+)
+def test_unreadable_object_is_code_400_naming_the_field(
+    state: StateIndex, obj: object, needle: str
+) -> None:
+    body = review(BROKEN)
+    body["request"]["object"] = obj
+    verdict = judge(state, body)
+    assert (verdict.allowed, verdict.code) == (False, 400)
+    assert needle in verdict.message
+
+
+def test_missing_old_object_on_update_is_code_400(state: StateIndex) -> None:
+    verdict = judge(state, review(BROKEN, operation="UPDATE", old=None))
+    assert verdict.code == 400
+    assert verdict.message == "request.oldObject must be a VolumeSnapshot object, got null"
+
+
+def test_unhandled_resource_is_code_400_naming_it(state: StateIndex) -> None:
+    body = review(BROKEN)
+    body["request"]["kind"] = {"group": "apps", "version": "v1", "kind": "Deployment"}
+    verdict = judge(state, body)
+    assert verdict.code == 400
+    assert "apps/v1 Deployment is not handled" in verdict.message
+
+
+def test_unknown_operation_is_code_400(state: StateIndex) -> None:
+    body = review(BROKEN)
+    body["request"]["operation"] = "PATCH"
+    assert "request.operation 'PATCH'" in judge(state, body).message
+
+
+@pytest.mark.parametrize("version", ["v1beta1", "v1beta2", "v1alpha1", "v1"])
+def test_every_group_version_is_handled(state: StateIndex, version: str) -> None:
+    obj = snapshot_class("g", default="true", group=True)
+    obj["apiVersion"] = f"groupsnapshot.storage.k8s.io/{version}"
+    verdict = judge(state, review(obj))
+    assert denied_ids(verdict) == {"group-class.default.unique"}
+
+
+def test_warnings_stay_under_256_characters(state: StateIndex) -> None:
+    long_name = "c" * 240
+    verdict = judge(state, review(volume_snapshot("s", content=long_name)))
+    assert verdict.warnings
+    assert all(len(w) <= MAX_WARNING_CHARS for w in verdict.warnings)
+    assert verdict.warnings[0].startswith("snapshot.binding.one-to-one: ")
+
+
+def test_policy_can_turn_a_rule_off_or_to_warn(state: StateIndex) -> None:
+    body = review(snapshot_class("ebs-snapclass-fast", default="true"))
+    off = judge(state, body, Policy.parse(["class.default.unique=off"]))
+    assert off.allowed and off.findings == ()
+    warn = judge(state, body, Policy.parse(["class.default.unique=warn"]))
+    assert warn.allowed and warned_ids(warn) == {"class.default.unique"}
+    promoted = judge(
+        state,
+        review(snapshot_class("x", default="True")),
+        Policy.parse(["class.default.annotation=deny"]),
+    )
+    assert denied_ids(promoted) == {"class.default.annotation"}
+
+
+def test_soft_problems_warn_even_in_deny_mode(state: StateIndex) -> None:
+    verdict = judge(
+        state, review(volume_snapshot("orders-snap", pvc="orders-data", cls="gce-pd-snapclass"))
+    )
+    assert verdict.allowed
+    assert warned_ids(verdict) == {"snapshot.class.driver-match"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("nope=deny", "unknown rule id 'nope'; valid ids: class.default.annotation"),
+        ("class.default.unique=maybe", "unknown mode 'maybe'"),
+        ("class.default.unique", "expected RULE_ID=deny|warn|off"),
+    ],
+)
+def test_bad_rule_override_names_the_problem(spec: str, needle: str) -> None:
+    with pytest.raises(UnknownRuleError) as err:
+        Policy.parse([spec])
+    assert needle in str(err.value)
+
+
+def test_every_rule_default_is_deny_or_warn() -> None:
+    assert {rule.default for rule in BY_ID.values()} == {Mode.DENY, Mode.WARN}
+
+
+def test_v1beta1_review_is_read(state: StateIndex) -> None:
+    body = review(
+        snapshot_content("c", ref=("billing", "x")), api_version="admission.k8s.io/v1beta1"
+    )
+    assert read_review(body).api_version == "admission.k8s.io/v1beta1"
