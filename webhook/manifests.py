@@ -18,6 +18,10 @@ import orjson
 import yaml
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any real manifest; stops a runaway read
+# Kubernetes objects nest about 15 levels (managedFields included). libyaml's C
+# composer recurses without a bound and crashes the process on deep input, so
+# depth is checked first on the parser's event stream, which does not recurse.
+MAX_DEPTH = 128
 SUFFIXES = (".yaml", ".yml", ".json")
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -87,11 +91,23 @@ def parse_documents(name: str, data: bytes) -> list[object]:
         except orjson.JSONDecodeError as err:
             raise ManifestError(f"{name}: invalid JSON: {err}") from None
     try:
+        _check_depth(name, data)
         return list(yaml.load_all(data, Loader=_Loader))
     except yaml.YAMLError as err:
         raise ManifestError(f"{name}: invalid YAML: {err}".replace("\n", " ")) from None
     except RecursionError:
         raise ManifestError(f"{name}: invalid YAML: nested too deeply") from None
+
+
+def _check_depth(name: str, data: bytes) -> None:
+    depth = 0
+    for event in yaml.parse(data, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ManifestError(f"{name}: nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def documents(name: str, data: bytes) -> Iterator[Document]:

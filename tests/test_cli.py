@@ -1,0 +1,276 @@
+"""`snapshot-webhook review` and `check`, run as a user runs them: in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from builders import review, snapshot_class, volume_snapshot
+from conftest import CLUSTER
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "check"
+
+
+def run(
+    *args: str, stdin: bytes | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "webhook", *args],
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+def write(path: Path, value: object) -> str:
+    path.write_text(json.dumps(value))
+    return str(path)
+
+
+# --- review ---------------------------------------------------------------------
+
+
+def test_review_answers_in_the_request_api_version_with_its_uid(tmp_path: Path) -> None:
+    v1 = review(snapshot_class("ebs-snapclass-fast", default="true"), uid="uid-v1")
+    v1beta1 = review(
+        snapshot_class("other", default="false"),
+        uid="uid-v1beta1",
+        api_version="admission.k8s.io/v1beta1",
+    )
+    result = run(
+        "review",
+        "--state",
+        str(CLUSTER),
+        write(tmp_path / "a.json", v1),
+        write(tmp_path / "b.json", v1beta1),
+    )
+    assert result.returncode == 1, result.stderr
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["apiVersion"] == "admission.k8s.io/v1"
+    assert first["response"]["uid"] == "uid-v1"
+    assert first["response"]["allowed"] is False
+    assert first["response"]["status"]["code"] == 403
+    assert first["response"]["status"]["message"].startswith("class.default.unique: ")
+    assert second["apiVersion"] == "admission.k8s.io/v1beta1"
+    assert second["response"] == {"uid": "uid-v1beta1", "allowed": True}
+
+
+def test_review_reads_stdin_and_exits_zero_when_allowed() -> None:
+    body = json.dumps(review(volume_snapshot("s", pvc="postgres-data", cls="ebs-snapclass")))
+    result = run("review", "--state", str(CLUSTER), "-", stdin=body.encode())
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["response"]["allowed"] is True
+
+
+def test_review_applies_admitted_requests_in_order_but_not_dry_runs(tmp_path: Path) -> None:
+    first = review(
+        snapshot_class("a", driver="hostpath.csi.k8s.io", default="true"), uid="1", dry_run=True
+    )
+    second = review(snapshot_class("b", driver="hostpath.csi.k8s.io", default="true"), uid="2")
+    third = review(snapshot_class("c", driver="hostpath.csi.k8s.io", default="true"), uid="3")
+    lines = "\n".join(json.dumps(x) for x in (first, second, third))
+    result = run("review", "-", stdin=lines.encode())
+    verdicts = [json.loads(line)["response"] for line in result.stdout.splitlines()]
+    assert [v["allowed"] for v in verdicts] == [True, True, False]
+    assert '"b" is already the default' in verdicts[2]["status"]["message"]
+    assert result.returncode == 1
+
+
+def test_review_of_an_unreadable_object_answers_400_and_exits_2(tmp_path: Path) -> None:
+    body = review(volume_snapshot("s", pvc="postgres-data"))
+    body["request"]["object"]["spec"]["source"] = "postgres-data"
+    result = run("review", write(tmp_path / "r.json", body))
+    assert result.returncode == 2
+    status = json.loads(result.stdout)["response"]["status"]
+    assert status["code"] == 400
+    assert "request.object.spec.source must be an object" in status["message"]
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionRev', "invalid JSON"),
+        (
+            b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}',
+            "request.uid must be a non-empty string",
+        ),
+        (
+            b'{"apiVersion": "admission.k8s.io/v2", "kind": "AdmissionReview"}',
+            "apiVersion 'admission.k8s.io/v2' is not supported",
+        ),
+        (b"[1, 2]", "body must be a JSON object"),
+    ],
+)
+def test_review_bad_input_exits_2_naming_file_and_reason(
+    tmp_path: Path, content: bytes, needle: str
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    result = run("review", str(path))
+    assert result.returncode == 2
+    assert str(path) in result.stderr
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_review_missing_file_exits_2() -> None:
+    result = run("review", "does-not-exist.json")
+    assert result.returncode == 2
+    assert "does-not-exist.json: cannot read" in result.stderr
+
+
+# --- check ------------------------------------------------------------------------
+
+
+def test_check_on_the_shipped_examples_fires_every_rule_family() -> None:
+    result = run("check", "--state", "examples/check/cluster", "examples/check/manifests")
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    fired = {line.split(" ")[3].rstrip(":") for line in lines}
+    families = {rule_id.split(".")[0] for rule_id in fired}
+    assert families == {
+        "class",
+        "snapshot",
+        "content",
+        "group-class",
+        "group-snapshot",
+        "group-content",
+    }
+    assert (
+        "examples/check/manifests/01-classes.yaml:1 VolumeSnapshotClass ebs-snapclass-fast "
+        "class.default.unique: " in result.stdout
+    )
+    assert "checked 18 snapshot objects: 6 allowed, 12 denied" in result.stderr
+
+
+def test_check_clean_manifests_exit_zero_and_later_objects_see_earlier_ones(
+    tmp_path: Path,
+) -> None:
+    manifest = tmp_path / "ok.yaml"
+    manifest.write_text(
+        """
+apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshotContent
+metadata: {name: snapcontent-invoices}
+spec:
+  deletionPolicy: Retain
+  driver: ebs.csi.aws.com
+  source: {snapshotHandle: snap-0123}
+  volumeSnapshotRef: {name: invoices, namespace: billing}
+---
+apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshot
+metadata: {name: invoices, namespace: billing}
+spec:
+  volumeSnapshotClassName: ebs-snapclass
+  source: {volumeSnapshotContentName: snapcontent-invoices}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: not-ours}
+"""
+    )
+    result = run("check", "--state", str(CLUSTER), str(manifest))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert "2 allowed, 0 denied" in result.stderr
+    assert "1 objects of other kinds skipped" in result.stderr
+
+
+def test_check_reads_lists_and_treats_a_repeated_object_as_update(tmp_path: Path) -> None:
+    items = [
+        snapshot_class("x", deletion_policy="Retain"),
+        snapshot_class("x", deletion_policy="Delete"),
+    ]
+    path = write(tmp_path / "list.json", {"apiVersion": "v1", "kind": "List", "items": items})
+    result = run("check", path)
+    assert result.returncode == 1
+    assert result.stdout.strip() == (
+        f"{path}:1.2 VolumeSnapshotClass x class.deletion-policy.immutable: deletionPolicy is "
+        'immutable: was "Retain", now "Delete"'
+    )
+
+
+def test_check_applies_default_namespace_and_reads_stdin() -> None:
+    manifest = b"""
+apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshot
+metadata: {name: s}
+spec: {source: {persistentVolumeClaimName: ""}}
+"""
+    result = run("check", "-", stdin=manifest)
+    assert result.returncode == 1
+    assert result.stdout.startswith("<stdin>:1 VolumeSnapshot default/s snapshot.source.one-of:")
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("kind: [unclosed", "invalid YAML"),
+        ("- just\n- a list\n", "expected an object with apiVersion and kind, got list"),
+    ],
+)
+def test_check_unreadable_manifest_exits_2(tmp_path: Path, content: str, needle: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    result = run("check", str(path))
+    assert result.returncode == 2
+    assert f"{path}" in result.stderr and needle in result.stderr
+
+
+def test_check_object_of_wrong_shape_exits_2_naming_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshotClass\n"
+        "metadata: {name: c}\ndriver: 5\ndeletionPolicy: Delete\n"
+    )
+    result = run("check", str(path))
+    assert result.returncode == 2
+    assert "VolumeSnapshotClass c error: request.object.driver must be a string, got 5" in (
+        result.stdout
+    )
+
+
+def test_unreadable_state_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "state.yaml"
+    path.write_text("apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: pv}\nspec: 1\n")
+    result = run("check", "--state", str(path), str(EXAMPLES / "manifests"))
+    assert result.returncode == 2
+    assert f"{path}:1: PersistentVolume: object.spec must be an object, got 1" in result.stderr
+
+
+def test_unknown_rule_override_exits_2_listing_valid_ids() -> None:
+    result = run("check", "--rule", "snapshot.nope=off", str(EXAMPLES / "manifests"))
+    assert result.returncode == 2
+    assert "unknown rule id 'snapshot.nope'" in result.stderr
+    assert "snapshot.source.one-of" in result.stderr
+
+
+def test_rule_override_changes_the_exit_code(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshotClass\n"
+        "metadata:\n  name: c\n  annotations:\n"
+        "    snapshot.storage.kubernetes.io/is-default-class: 'true'\n"
+        "driver: ebs.csi.aws.com\ndeletionPolicy: Delete\n"
+    )
+    assert run("check", "--state", str(CLUSTER), str(path)).returncode == 1
+    relaxed = run(
+        "check", "--state", str(CLUSTER), "--rule", "class.default.unique=warn", str(path)
+    )
+    assert relaxed.returncode == 0
+    assert relaxed.stdout.rstrip().endswith("(warning)")
+
+
+def test_console_entry_point_matches_module() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("review", "check", "rules", "schemas"):
+        assert command in result.stdout
