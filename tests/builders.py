@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Sequence
 from typing import Any
+
+import pytest
 
 from webhook import kinds
 from webhook.admission import Verdict, read_review
@@ -293,3 +296,19 @@ def add(state: StateIndex, *objs: Obj) -> None:
         info = kinds.by_api_version(obj["apiVersion"], obj["kind"])
         assert info is not None
         state.put_object(info, info.model.model_validate(obj))
+
+
+def table(
+    rows: Sequence[tuple[Any, ...]], names: tuple[str, ...] = ("body", "denied", "warned")
+) -> tuple[tuple[str, ...], list[Any]]:
+    """parametrize() arguments for rows of (case id, *values)."""
+    return names, [pytest.param(*row[1:], id=row[0]) for row in rows]
+
+
+def assert_outcome(verdict: Verdict, denied: set[str], warned: set[str] | None = None) -> None:
+    """Exactly these rules denied (and warned, when given), with the matching verdict."""
+    assert denied_ids(verdict) == denied, verdict.message
+    if warned is not None:
+        assert warned_ids(verdict) == warned, verdict.warnings
+    assert verdict.allowed is (not denied)
+    assert verdict.code == (403 if denied else 200)

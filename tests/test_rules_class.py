@@ -7,12 +7,13 @@ from builders import (
     EBS,
     GCE_PD,
     add,
+    assert_outcome,
     changed,
     denied_ids,
     judge,
     review,
     snapshot_class,
-    warned_ids,
+    table,
 )
 
 from webhook.state.index import StateIndex
@@ -92,13 +93,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("body", "denied", "warned"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
+@pytest.mark.parametrize(*table(CASES))
 def test_class_rules(state: StateIndex, body: dict, denied: set, warned: set) -> None:
-    verdict = judge(state, body)
-    assert denied_ids(verdict) == denied
-    assert warned_ids(verdict) == warned
+    assert_outcome(judge(state, body), denied, warned)
 
 
 def test_second_default_message_names_existing_default_and_driver(state: StateIndex) -> None:
@@ -135,12 +132,11 @@ UPDATES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("old", "updates", "denied"), [u[1:] for u in UPDATES], ids=[u[0] for u in UPDATES]
-)
+@pytest.mark.parametrize(*table(UPDATES, ("old", "updates", "denied")))
 def test_class_updates(state: StateIndex, old: dict, updates: dict, denied: set) -> None:
-    verdict = judge(state, review(changed(old, **updates), operation="UPDATE", old=old))
-    assert denied_ids(verdict) == denied
+    assert_outcome(
+        judge(state, review(changed(old, **updates), operation="UPDATE", old=old)), denied
+    )
 
 
 def test_moving_a_default_to_another_driver_is_checked(state: StateIndex) -> None:

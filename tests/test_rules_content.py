@@ -7,13 +7,14 @@ from builders import (
     EBS,
     GCE_PD,
     add,
+    assert_outcome,
     changed,
     denied_ids,
     judge,
     review,
     snapshot_content,
+    table,
     volume_snapshot,
-    warned_ids,
 )
 
 from webhook.state.index import StateIndex
@@ -118,14 +119,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("body", "denied", "warned"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
+@pytest.mark.parametrize(*table(CASES))
 def test_content_rules(state: StateIndex, body: dict, denied: set, warned: set) -> None:
-    verdict = judge(state, body)
-    assert denied_ids(verdict) == denied
-    assert warned_ids(verdict) == warned
-    assert verdict.allowed is (not denied)
+    assert_outcome(judge(state, body), denied, warned)
 
 
 UPDATES = [
@@ -150,12 +146,10 @@ UPDATES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("updates", "denied"), [u[1:] for u in UPDATES], ids=[u[0] for u in UPDATES]
-)
+@pytest.mark.parametrize(*table(UPDATES, ("updates", "denied")))
 def test_content_updates(state: StateIndex, updates: dict, denied: set) -> None:
-    verdict = judge(state, review(changed(FRESH, **updates), operation="UPDATE", old=FRESH))
-    assert denied_ids(verdict) == denied
+    body = review(changed(FRESH, **updates), operation="UPDATE", old=FRESH)
+    assert_outcome(judge(state, body), denied)
 
 
 @pytest.mark.parametrize(

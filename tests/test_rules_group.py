@@ -6,13 +6,14 @@ import pytest
 from builders import (
     GCE_PD,
     add,
+    assert_outcome,
     changed,
     denied_ids,
     group_content,
     group_snapshot,
     judge,
     review,
-    warned_ids,
+    table,
 )
 
 from webhook.state.index import StateIndex
@@ -165,13 +166,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("body", "denied", "warned"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
+@pytest.mark.parametrize(*table(CASES))
 def test_group_rules(state: StateIndex, body: dict, denied: set, warned: set) -> None:
-    verdict = judge(state, body)
-    assert denied_ids(verdict) == denied
-    assert warned_ids(verdict) == warned
+    assert_outcome(judge(state, body), denied, warned)
 
 
 UPDATES = [
@@ -221,12 +218,11 @@ UPDATES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("old", "updates", "denied"), [u[1:] for u in UPDATES], ids=[u[0] for u in UPDATES]
-)
+@pytest.mark.parametrize(*table(UPDATES, ("old", "updates", "denied")))
 def test_group_updates(state: StateIndex, old: dict, updates: dict, denied: set) -> None:
-    verdict = judge(state, review(changed(old, **updates), operation="UPDATE", old=old))
-    assert denied_ids(verdict) == denied
+    assert_outcome(
+        judge(state, review(changed(old, **updates), operation="UPDATE", old=old)), denied
+    )
 
 
 @pytest.mark.parametrize(("was", "denied"), [(None, False), ("", True)])

@@ -7,12 +7,14 @@ from builders import (
     EBS,
     GCE_PD,
     add,
+    assert_outcome,
     changed,
     denied_ids,
     judge,
     review,
     snapshot_class,
     snapshot_content,
+    table,
     volume_snapshot,
     warned_ids,
 )
@@ -194,15 +196,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("body", "denied", "warned"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
+@pytest.mark.parametrize(*table(CASES))
 def test_snapshot_rules(state: StateIndex, body: dict, denied: set, warned: set) -> None:
-    verdict = judge(state, body)
-    assert denied_ids(verdict) == denied
-    assert warned_ids(verdict) == warned
-    assert verdict.allowed is (not denied)
-    assert verdict.code == (403 if denied else 200)
+    assert_outcome(judge(state, body), denied, warned)
 
 
 def test_immutable_source_names_path_and_both_values(state: StateIndex) -> None:
