@@ -9,10 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO
 
+from pydantic import ValidationError
+
+from webhook.certs import CertificateError
 from webhook.manifests import ManifestError
 from webhook.rules import Policy, UnknownRuleError
+from webhook.settings import Settings
 
 EXIT_OK, EXIT_DENIED, EXIT_UNREADABLE = 0, 1, 2
 
@@ -60,6 +65,67 @@ def build_parser() -> argparse.ArgumentParser:
     _add_state_and_rules(check)
     check.add_argument("manifests", nargs="+", metavar="MANIFEST")
 
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTPS admission server",
+        description="Run the HTTPS admission server. With no flags: 127.0.0.1:8443, in-memory "
+        "state, and a self-signed CA and serving certificate generated into certs/. Every flag "
+        "can also be set as SNAPSHOT_WEBHOOK_<NAME> (list values as JSON).",
+    )
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8443)")
+    serve.add_argument("--tls-cert-file", help="serving certificate (PEM); reloaded on change")
+    serve.add_argument("--tls-private-key-file", help="its private key (PEM)")
+    serve.add_argument("--cert-dir", help="where to generate a CA and certificate (default certs)")
+    serve.add_argument(
+        "--dns-name",
+        action="append",
+        dest="dns_names",
+        metavar="NAME",
+        help="extra name for the generated certificate (repeatable)",
+    )
+    serve.add_argument("--client-ca-file", help="require client certificates signed by this CA")
+    serve.add_argument(
+        "--state",
+        action="append",
+        metavar="PATH",
+        help="objects to seed the in-memory state with (repeatable)",
+    )
+    serve.add_argument(
+        "--rule",
+        action="append",
+        dest="rules",
+        metavar="RULE_ID=MODE",
+        help="override a rule's mode: deny, warn or off (repeatable)",
+    )
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "-v",
+        "--v",
+        type=int,
+        dest="verbosity",
+        metavar="N",
+        help="klog-style verbosity, accepted for upstream manifests: 4+ is debug",
+    )
+    serve.add_argument("--max-body-bytes", type=int, help="largest review body accepted")
+    serve.add_argument(
+        "--shutdown-delay-seconds",
+        type=float,
+        help="after SIGTERM, report not ready this long before stopping",
+    )
+
+    certs = commands.add_parser(
+        "certs",
+        help="make a CA and a serving certificate for a Service",
+        description="Write ca.crt, ca.key, tls.crt and tls.key for Service NAME in namespace NS "
+        "and print the base64 caBundle. An existing CA is kept unless --force.",
+    )
+    certs.add_argument("--service", required=True, metavar="NAME")
+    certs.add_argument("--namespace", required=True, metavar="NS")
+    certs.add_argument("--out", default="certs", metavar="DIR")
+    certs.add_argument("--days", type=int, default=365, help="validity of the serving certificate")
+    certs.add_argument("--force", action="store_true", help="make a new CA as well")
+
     commands.add_parser("rules", help="print the rule table (Markdown)")
 
     schemas = commands.add_parser("schemas", help="write the JSON Schemas of the models read")
@@ -70,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, stdin: IO[bytes] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "certs":
+            return _certs(args)
         if args.command == "rules":
             from webhook.catalog_doc import rule_table
 
@@ -89,9 +159,71 @@ def main(argv: Sequence[str] | None = None, stdin: IO[bytes] | None = None) -> i
         from webhook.offline import run_check
 
         return run_check(args.manifests, args.state, policy, stdin, sys.stdout)
-    except (UnknownRuleError, ManifestError) as err:
+    except (UnknownRuleError, ManifestError, CertificateError) as err:
         print(f"snapshot-webhook {args.command}: {err}", file=sys.stderr)
         return EXIT_UNREADABLE
+    except OSError as err:
+        print(f"snapshot-webhook {args.command}: {err}", file=sys.stderr)
+        return EXIT_UNREADABLE
+
+
+SERVE_FLAGS = (
+    "host",
+    "port",
+    "tls_cert_file",
+    "tls_private_key_file",
+    "cert_dir",
+    "dns_names",
+    "client_ca_file",
+    "state",
+    "rules",
+    "log_level",
+    "max_body_bytes",
+    "shutdown_delay_seconds",
+)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Flags given on the command line, over SNAPSHOT_WEBHOOK_* variables, over defaults."""
+    given = {name: getattr(args, name) for name in SERVE_FLAGS if getattr(args, name) is not None}
+    if args.verbosity is not None and "log_level" not in given:
+        given["log_level"] = "debug" if args.verbosity >= 4 else "info"
+    try:
+        return Settings(**given)
+    except ValidationError as err:
+        problems = []
+        for item in err.errors(include_url=False):
+            name = str(item["loc"][0]) if item["loc"] else ""
+            where = f"--{name.replace('_', '-')} (SNAPSHOT_WEBHOOK_{name.upper()})" if name else ""
+            problems.append(f"{where}: {item['msg']}".lstrip(": "))
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+
+
+class ConfigurationError(ValueError):
+    pass
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from webhook.server import serve
+
+    try:
+        settings = settings_from(args)
+        Policy.parse(settings.rules)
+    except (ConfigurationError, UnknownRuleError) as err:
+        print(f"snapshot-webhook serve: {err}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    return serve(settings)
+
+
+def _certs(args: argparse.Namespace) -> int:
+    from webhook import certs
+
+    names = certs.service_names(args.service, args.namespace)
+    paths = certs.ensure(Path(args.out), names, days=args.days, force=args.force, reissue=True)
+    for path in (paths.ca_cert, paths.ca_key, paths.cert, paths.key):
+        print(f"wrote {path}", file=sys.stderr)
+    print(certs.ca_bundle(paths))
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,7 +13,6 @@ from webhook.admission import (
     AdmissionRequest,
     BadReviewError,
     GroupVersionKind,
-    Review,
     Verdict,
     errored,
     read_review,
@@ -22,20 +21,10 @@ from webhook.admission import (
 from webhook.decide import UnreadableObjectError, decide, parse_object
 from webhook.manifests import ManifestError, documents, expand, read_bytes
 from webhook.rules import Policy
-from webhook.state.fixtures import ObjectStore, apply_admitted, with_namespace
-from webhook.state.index import StateIndex
+from webhook.service import Webhook
+from webhook.state.fixtures import ObjectStore, with_namespace
 
 EXIT_OK, EXIT_DENIED, EXIT_UNREADABLE = 0, 1, 2
-
-
-def admit(review: Review, state: StateIndex, policy: Policy) -> Verdict:
-    """Judge a review and, when admitted, apply it: a cluster of one."""
-    if review.request is None:
-        return errored(400, review.error or "request is unreadable")
-    verdict = decide(review.request, state, policy)
-    if verdict.allowed:
-        apply_admitted(state, review.request)
-    return verdict
 
 
 def _json_values(label: str, data: bytes) -> Iterator[object]:
@@ -63,6 +52,7 @@ def run_review(
 ) -> int:
     store = ObjectStore()
     store.load(state_paths)
+    webhook = Webhook(store.index, policy, embedded=True)
     status = EXIT_OK
     for name in files:
         label = "<stdin>" if name == "-" else name
@@ -79,7 +69,7 @@ def run_review(
                 print(f"snapshot-webhook review: {label}: {err}", file=sys.stderr)
                 status = EXIT_UNREADABLE
                 continue
-            verdict = admit(review, store.index, policy)
+            verdict = webhook.judge(review)
             out.write(orjson.dumps(response(review.api_version, review.uid, verdict)).decode())
             out.write("\n")
             if verdict.code == 400:

@@ -1,0 +1,29 @@
+"""Readiness: the state is loaded, the certificate is valid, and we are not draining."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from webhook.certwatch import CertificateReloader
+
+
+@dataclass
+class Readiness:
+    state_loaded: bool = False
+    draining: bool = False
+    certificate: CertificateReloader | None = None
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.draining:
+            found.append("shutting down")
+        if not self.state_loaded:
+            found.append("state not loaded yet")
+        if self.certificate is not None:
+            expires = self.certificate.not_after
+            if expires is None:
+                found.append("no serving certificate loaded")
+            elif expires <= datetime.datetime.now(datetime.UTC):
+                found.append(f"serving certificate expired at {expires.isoformat()}")
+        return found

@@ -1,0 +1,100 @@
+"""Prometheus metrics, in a registry of the app's own (no process-wide globals)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from webhook.admission import Verdict
+
+# Admission decisions take tens of microseconds; the apiserver's timeout is seconds.
+LATENCY_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+
+
+def verdict_label(verdict: Verdict) -> str:
+    if verdict.allowed:
+        return "allowed"
+    return "denied" if verdict.code == 403 else "errored"
+
+
+class _Snapshot(Collector):
+    """A gauge family read at scrape time from a callback."""
+
+    def __init__(self, name: str, doc: str, label: str, read: Callable[[], Mapping[str, float]]):
+        self._name, self._doc, self._label, self._read = name, doc, label, read
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(self._name, self._doc, labels=[self._label])
+        for key, value in sorted(self._read().items()):
+            family.add_metric([key], value)
+        yield family
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.admissions = Counter(
+            "snapshot_webhook_admissions",
+            "Admission requests answered.",
+            ["kind", "operation", "verdict"],
+            registry=self.registry,
+        )
+        self.findings = Counter(
+            "snapshot_webhook_rule_findings",
+            "Rule findings, by the verdict of the admission they were part of.",
+            ["kind", "operation", "verdict", "rule", "effect"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "snapshot_webhook_admission_duration_seconds",
+            "Time from receiving a review's body to having its answer.",
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.bad_requests = Counter(
+            "snapshot_webhook_bad_requests",
+            "Requests refused before any review was read.",
+            ["status"],
+            registry=self.registry,
+        )
+        self.cert_not_after = Gauge(
+            "snapshot_webhook_certificate_not_after_timestamp_seconds",
+            "When the serving certificate expires (Unix time).",
+            registry=self.registry,
+        )
+
+    def watch_state(self, counts: Callable[[], Mapping[str, float]]) -> None:
+        self.registry.register(
+            _Snapshot(
+                "snapshot_webhook_state_objects", "Objects in the state index.", "kind", counts
+            )
+        )
+
+    def watch_certificate(self, expiry: Callable[[], datetime.datetime | None]) -> None:
+        self.cert_not_after.set_function(lambda: ts.timestamp() if (ts := expiry()) else 0.0)
+
+    def record(self, kind: str, operation: str, verdict: Verdict, seconds: float) -> None:
+        label = verdict_label(verdict)
+        self.admissions.labels(kind, operation, label).inc()
+        for finding in verdict.findings:
+            effect = "deny" if finding.denies else "warn"
+            self.findings.labels(kind, operation, label, finding.rule_id, effect).inc()
+        self.latency.observe(seconds)

@@ -1,0 +1,124 @@
+"""Running the HTTPS server: certificates, state, uvicorn, and a graceful stop.
+
+On SIGTERM the server first turns /readyz false and keeps serving for
+`shutdown_delay_seconds`, so that the Service stops sending it new requests;
+then uvicorn stops accepting connections and lets in-flight requests finish
+(at most `shutdown_timeout_seconds`). A second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import ssl
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from webhook import certs, logs
+from webhook.app import Edge, create_app
+from webhook.certwatch import CertificateReloader, server_context
+from webhook.health import Readiness
+from webhook.metrics import Metrics
+from webhook.rules import Policy
+from webhook.service import Webhook
+from webhook.settings import Settings
+from webhook.state.fixtures import ObjectStore
+
+log = logging.getLogger("snapshot_webhook.server")
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, readiness: Readiness, delay: float) -> None:
+        super().__init__(config)
+        self.readiness = readiness
+        self.delay = delay
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.readiness.draining or self.delay <= 0:
+            super().handle_exit(sig, frame)
+            return
+        self.readiness.draining = True
+        log.info(
+            "received %s: readiness is now false; stopping in %.1fs",
+            signal.Signals(sig).name,
+            self.delay,
+        )
+        timer = threading.Timer(self.delay, super().handle_exit, args=(sig, frame))
+        timer.daemon = True
+        timer.start()
+
+
+def certificate_files(settings: Settings, out: Callable[[str], Any]) -> tuple[Path, Path]:
+    """The serving pair: as configured, or generated into the cert dir with a local CA."""
+    if settings.tls_cert_file is not None and settings.tls_private_key_file is not None:
+        return settings.tls_cert_file, settings.tls_private_key_file
+    names = [*certs.LOCAL_NAMES, *settings.dns_names]
+    paths = certs.ensure(settings.cert_dir, names)
+    out(f"serving certificate: {paths.cert} (for {', '.join(dict.fromkeys(names))})")
+    out(f"CA certificate: {paths.ca_cert}")
+    out(
+        f"try: curl --cacert {paths.ca_cert} -H 'Content-Type: application/json' "
+        f"--data @examples/reviews/snapshot-class-default.json "
+        f"https://{_url_host(settings.host)}:{settings.port}/validate"
+    )
+    return paths.cert, paths.key
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServer:
+    """Everything `serve` runs, wired together but not started."""
+    policy = Policy.parse(settings.rules)
+    store = ObjectStore()
+    count = store.load(settings.state)
+    cert_file, key_file = certificate_files(settings, out)
+    context = server_context(cert_file, key_file, settings.client_ca_file)
+    reloader = CertificateReloader(context, cert_file, key_file)
+    reloader.load_initial()
+
+    readiness = Readiness(state_loaded=True, certificate=reloader)
+    metrics = Metrics()
+    metrics.watch_state(store.index.counts)
+    metrics.watch_certificate(lambda: reloader.not_after)
+    edge = Edge(
+        metrics=metrics,
+        readiness=readiness,
+        max_body_bytes=settings.max_body_bytes,
+        background=[lambda: reloader.watch(settings.cert_poll_seconds)],
+    )
+    app = create_app(Webhook(store.index, policy, embedded=True), edge)
+
+    def ssl_context(_: uvicorn.Config, __: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        return context
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=str(cert_file),
+        ssl_context_factory=ssl_context,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+        server_header=False,
+    )
+    log.info("loaded %d objects of state from %s; embedded mode", count, settings.state or "none")
+    return DrainingServer(config, readiness, settings.shutdown_delay_seconds)
+
+
+def serve(settings: Settings) -> int:
+    logs.configure(settings.log_level)
+    server = build(settings, out=lambda line: print(line, file=sys.stderr, flush=True))
+    server.run()
+    return 0
