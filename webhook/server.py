@@ -64,7 +64,7 @@ def certificate_files(settings: Settings, out: Callable[[str], Any]) -> tuple[Pa
     out(f"CA certificate: {paths.ca_cert}")
     out(
         f"try: curl --cacert {paths.ca_cert} -H 'Content-Type: application/json' "
-        f"--data @examples/reviews/snapshot-class-default.json "
+        f"--data @examples/reviews/01-snapshot-class-default.json "
         f"https://{_url_host(settings.host)}:{settings.port}/validate"
     )
     return paths.cert, paths.key

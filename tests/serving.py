@@ -1,0 +1,106 @@
+"""Start the real server in a subprocess on 127.0.0.1, wait for it, always stop it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT = 30.0
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    port: int
+    ca_file: Path
+    process: subprocess.Popen[bytes]
+    log_file: Path
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, verify=self.tls(), timeout=10.0)
+
+    def log(self) -> str:
+        return self.log_file.read_text()
+
+
+def wait_until_healthy(
+    url: str, context: ssl.SSLContext, process: subprocess.Popen[bytes], log_file: Path
+) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log_file.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", verify=context, timeout=1.0).status_code == 200:
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server not healthy after {START_TIMEOUT}s:\n{log_file.read_text()}")
+
+
+@contextmanager
+def running_server(
+    workdir: Path, *args: str, ca_file: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`snapshot-webhook serve` on a free loopback port, certificates in `workdir/certs`."""
+    port = free_port()
+    log_file = workdir / f"server-{port}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "webhook",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *args,
+    ]
+    if "--tls-cert-file" not in args:
+        command += ["--cert-dir", str(workdir / "certs")]
+    with open(log_file, "wb") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+        )
+    server = Server(port, ca_file or workdir / "certs" / "ca.crt", process, log_file)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not server.ca_file.exists() and time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            time.sleep(0.05)
+        wait_until_healthy(server.url, server.tls(), process, log_file)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
