@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,25 @@ class Server:
 
     def log(self) -> str:
         return self.log_file.read_text()
+
+    def log_records(self) -> list[dict[str, object]]:
+        """Complete JSON log lines so far (the last one may still be being written)."""
+        text = self.log()
+        complete = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.startswith("{")]
+
+    def wait_for_log(
+        self, wanted: Callable[[dict[str, object]], bool], timeout: float = 10.0
+    ) -> dict[str, object]:
+        """The first log record for which `wanted` is true, waiting for it at most `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [record for record in self.log_records() if wanted(record)]
+            if found:
+                return found[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no such log record after {timeout}s:\n{self.log()}")
+            time.sleep(0.05)
 
 
 def wait_until_healthy(

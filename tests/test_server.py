@@ -140,8 +140,7 @@ def test_unreadable_object_is_answered_with_its_uid(client: httpx.Client) -> Non
 
 def test_one_structured_log_line_per_admission(server: Server, client: httpx.Client) -> None:
     post(client, review(snapshot_class("logged", driver="l.csi.example.com"), uid="log-uid-1"))
-    lines = [json.loads(x) for x in server.log().splitlines() if x.startswith("{")]
-    (line,) = [x for x in lines if x.get("uid") == "log-uid-1"]
+    line = server.wait_for_log(lambda record: record.get("uid") == "log-uid-1")
     assert line["kind"] == "VolumeSnapshotClass" and line["object"] == "logged"
     assert line["operation"] == "CREATE" and line["allowed"] is True
     assert line["rules"] == [] and line["duration_ms"] >= 0 and line["dry_run"] is False
@@ -205,3 +204,20 @@ def test_environment_variables_configure_the_server(tmp_path: Path) -> None:
         for name in ("env-a", "env-b"):
             body = review(snapshot_class(name, driver="env.csi.example.com", default="true"))
             assert post(http, body).json()["response"]["allowed"] is True
+
+
+def test_readme_curl_examples_give_the_documented_answers(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- curl-example:begin -->", 1)[1].split("<!-- curl-example:end -->")[0]
+    lines = [line for line in block.splitlines() if line and not line.startswith("```")]
+    pairs = list(zip(lines[::2], lines[1::2], strict=True))
+    assert len(pairs) == 2
+    with running_server(tmp_path) as fresh, fresh.client() as http:
+        for command, documented in pairs:
+            words = command.split()
+            assert words[:2] == ["$", "curl"] and words[-1].endswith("/validate")
+            data = next(w for w in words if w.startswith("@"))[1:]
+            answer = http.post(
+                "/validate", content=(ROOT / data).read_bytes(), headers=JSON_HEADERS
+            )
+            assert answer.text == documented

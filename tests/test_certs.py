@@ -1,0 +1,73 @@
+"""`snapshot-webhook certs`: a CA kept across runs, a serving certificate for the Service."""
+
+from __future__ import annotations
+
+import base64
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from cryptography import x509
+from serving import ROOT
+
+
+def certs(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "webhook",
+            "certs",
+            "--service",
+            "snapshot-webhook",
+            "--namespace",
+            "snapshot-webhook",
+            "--out",
+            str(out),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+
+
+def names(path: Path) -> set[str]:
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return set(san.get_values_for_type(x509.DNSName))
+
+
+def test_certs_writes_the_service_names_and_prints_the_ca_bundle(tmp_path: Path) -> None:
+    result = certs(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert base64.b64decode(result.stdout.strip()) == (tmp_path / "ca.crt").read_bytes()
+    assert names(tmp_path / "tls.crt") == {
+        "snapshot-webhook",
+        "snapshot-webhook.snapshot-webhook",
+        "snapshot-webhook.snapshot-webhook.svc",
+        "snapshot-webhook.snapshot-webhook.svc.cluster.local",
+    }
+    for key in ("tls.key", "ca.key"):
+        assert stat.S_IMODE((tmp_path / key).stat().st_mode) == 0o600
+
+
+def test_rerunning_keeps_the_ca_unless_forced(tmp_path: Path) -> None:
+    first = certs(tmp_path).stdout
+    serving = (tmp_path / "tls.crt").read_bytes()
+    assert certs(tmp_path, "--days", "30").stdout == first
+    assert (tmp_path / "tls.crt").read_bytes() != serving
+    cert = x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())
+    assert (cert.not_valid_after_utc - cert.not_valid_before_utc).days <= 31
+    assert certs(tmp_path, "--force").stdout != first
+
+
+def test_an_unreadable_ca_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "ca.crt").write_text("not a certificate")
+    (tmp_path / "ca.key").write_text("not a key")
+    result = certs(tmp_path)
+    assert result.returncode == 2
+    assert "cannot read the CA" in result.stderr and "Traceback" not in result.stderr
