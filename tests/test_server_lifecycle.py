@@ -184,7 +184,7 @@ def test_sigterm_turns_readiness_off_first_and_finishes_in_flight(tmp_path: Path
             assert http.get("/readyz").json()["problems"] == ["shutting down"]
         worker.join(timeout=20)
         assert results == [200]
-        # uvicorn re-raises the signal once drained: the conventional exit status of SIGTERM.
-        assert server.process.wait(timeout=20) in (0, -signal.SIGTERM)
-        server.wait_for_log(lambda r: "Finished server process" in str(r["message"]), 1.0)
+        assert server.process.wait(timeout=20) == 0
+        # Every log line is flushed before the process exits.
+        server.wait_for_log(lambda r: "Finished server process" in str(r["message"]), 0.1)
         assert time.monotonic() - stopped_at < 20

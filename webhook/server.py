@@ -40,8 +40,14 @@ class DrainingServer(uvicorn.Server):
         self.delay = delay
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Exit flags are set directly rather than through uvicorn's handler, which
+        # would re-raise the signal after shutdown and kill the process before
+        # the log queue is flushed; a drained server exits with status 0.
         if self.readiness.draining or self.delay <= 0:
-            super().handle_exit(sig, frame)
+            if self.should_exit:
+                self.force_exit = True  # a second signal: stop now
+            self.readiness.draining = True
+            self.should_exit = True
             return
         self.readiness.draining = True
         log.info(
@@ -49,9 +55,12 @@ class DrainingServer(uvicorn.Server):
             signal.Signals(sig).name,
             self.delay,
         )
-        timer = threading.Timer(self.delay, super().handle_exit, args=(sig, frame))
+        timer = threading.Timer(self.delay, self._stop)
         timer.daemon = True
         timer.start()
+
+    def _stop(self) -> None:
+        self.should_exit = True
 
 
 def certificate_files(settings: Settings, out: Callable[[str], Any]) -> tuple[Path, Path]:
