@@ -119,7 +119,7 @@ def create_app(webhook: Webhook, edge: Edge) -> FastAPI:
         except BadReviewError as err:
             edge.metrics.bad_requests.labels("400").inc()
             return error(400, str(err))
-        verdict = webhook.judge(review)
+        verdict = await webhook.judge_live(review)
         answer = orjson.dumps(response(review.api_version, review.uid, verdict))
         seconds = time.perf_counter() - started
         request_ = review.request

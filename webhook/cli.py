@@ -39,6 +39,16 @@ def _add_state_and_rules(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_kube(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kube",
+        action="store_true",
+        default=None,
+        help="follow a cluster's objects with list+watch (in-cluster config, or --kubeconfig)",
+    )
+    parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file; implies --kube")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="snapshot-webhook",
@@ -113,6 +123,34 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="after SIGTERM, report not ready this long before stopping",
     )
+    _add_kube(serve)
+    for flag, meaning in (
+        ("watch-read-timeout", "a watch silent this long is reconnected (default 90)"),
+        ("watch-failure-grace", "/readyz turns false when watches fail this long (default 60)"),
+        ("discovery-interval", "how often to look for a missing CRD or permission (default 30)"),
+        ("reservation-ttl", "how long an admitted claim is held for the watch (default 30)"),
+        ("live-get-timeout", "timeout of the live GET for an object not yet watched (default 1)"),
+        ("audit-interval", "how often the cluster is audited in --kube mode (default 300)"),
+    ):
+        serve.add_argument(f"--{flag}-seconds", type=float, metavar="SECONDS", help=meaning)
+
+    audit = commands.add_parser(
+        "audit",
+        help="report what the rules forbid but the cluster already has",
+        description="Run the cross-object rules over every object in the state (from --state "
+        "files, or from the cluster with --kube) and report what they find. Exit 1 when "
+        "anything is found.",
+    )
+    _add_state_and_rules(audit)
+    _add_kube(audit)
+    audit.add_argument("--output", choices=["text", "json"], default="text")
+    audit.add_argument(
+        "--sync-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --kube: how long to wait for the first list of every kind",
+    )
 
     certs = commands.add_parser(
         "certs",
@@ -140,6 +178,10 @@ def main(argv: Sequence[str] | None = None, stdin: IO[bytes] | None = None) -> i
             return _serve(args)
         if args.command == "certs":
             return _certs(args)
+        if args.command == "audit":
+            from webhook.offline import run_audit
+
+            return run_audit(args, Policy.parse(args.rule), sys.stdout)
         if args.command == "rules":
             from webhook.catalog_doc import rule_table
 

@@ -19,6 +19,7 @@ Pure: the state is read through narrow views and never changed here.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, cast
 
 from pydantic import ValidationError
@@ -29,7 +30,7 @@ from webhook.kinds import KindInfo, Role
 from webhook.records import to_record
 from webhook.rules import Policy, rules_for
 from webhook.rules.base import CrossContext, Finding, Mode, Operation, Problem, Rule, Stage
-from webhook.state.index import StateIndex
+from webhook.state.view import StateView
 
 CLEANUP_OPERATIONS = ("DELETE", "CONNECT")
 
@@ -66,7 +67,18 @@ def unchanged(info: KindInfo, old: objects.KubeObject, new: objects.KubeObject) 
     return bool(getattr(old, "spec", None) == getattr(new, "spec", None))
 
 
-def decide(request: AdmissionRequest, state: StateIndex, policy: Policy) -> Verdict:
+@dataclass(frozen=True)
+class Subject:
+    """A request that rules must judge: its kind, operation and objects, read."""
+
+    info: KindInfo
+    operation: Operation
+    new: objects.KubeObject
+    old: objects.KubeObject | None
+
+
+def read_subject(request: AdmissionRequest) -> Subject | Verdict:
+    """The subject of a request, or the verdict when no rule needs to run."""
     if request.operation in CLEANUP_OPERATIONS or request.sub_resource:
         return allowed()
     gvk = request.kind
@@ -93,10 +105,23 @@ def decide(request: AdmissionRequest, state: StateIndex, policy: Policy) -> Verd
         return errored(400, str(err))
     if old is not None and unchanged(info, old, new):
         return allowed()
-    findings = list(evaluate(info, operation, new, old, state, policy))
+    return Subject(info, operation, new, old)
+
+
+def judge(subject: Subject, state: StateView, policy: Policy) -> Verdict:
+    findings = list(
+        evaluate(subject.info, subject.operation, subject.new, subject.old, state, policy)
+    )
     if any(f.denies for f in findings):
         return denied(findings)
     return allowed(findings)
+
+
+def decide(request: AdmissionRequest, state: StateView, policy: Policy) -> Verdict:
+    subject = read_subject(request)
+    if isinstance(subject, Verdict):
+        return subject
+    return judge(subject, state, policy)
 
 
 def evaluate(
@@ -104,7 +129,7 @@ def evaluate(
     operation: Operation,
     new: objects.KubeObject,
     old: objects.KubeObject | None,
-    state: StateIndex,
+    state: StateView,
     policy: Policy,
 ) -> Iterator[Finding]:
     """Every finding of every rule for this object, with ratcheting applied."""

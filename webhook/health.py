@@ -6,6 +6,7 @@ import datetime
 from dataclasses import dataclass
 
 from webhook.certwatch import CertificateReloader
+from webhook.state.kube import SyncStatus
 
 
 @dataclass
@@ -13,6 +14,7 @@ class Readiness:
     state_loaded: bool = False
     draining: bool = False
     certificate: CertificateReloader | None = None
+    sync: SyncStatus | None = None  # cluster mode: the watches
 
     def problems(self) -> list[str]:
         found = []
@@ -26,4 +28,6 @@ class Readiness:
                 found.append("no serving certificate loaded")
             elif expires <= datetime.datetime.now(datetime.UTC):
                 found.append(f"serving certificate expired at {expires.isoformat()}")
+        if self.sync is not None:
+            found += self.sync.problems()
         return found

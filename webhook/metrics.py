@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from webhook.admission import Verdict
+from webhook.kinds import KindInfo
 
 # Admission decisions take tens of microseconds; the apiserver's timeout is seconds.
 LATENCY_BUCKETS = (
@@ -75,6 +76,35 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        self.watch_restarts = Counter(
+            "snapshot_webhook_watch_restarts",
+            "Watches restarted after a failure.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.relists = Counter(
+            "snapshot_webhook_relists",
+            "Full lists of a kind (start, 410 Gone, RBAC or CRD change).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.live_gets = Counter(
+            "snapshot_webhook_live_gets",
+            "Live GETs for objects the watch had not delivered yet.",
+            ["kind", "result"],
+            registry=self.registry,
+        )
+        self.audit_findings = Gauge(
+            "snapshot_webhook_audit_violations",
+            "Objects the rules forbid that the cluster already has, at the last audit.",
+            ["rule"],
+            registry=self.registry,
+        )
+        self.reservations = Gauge(
+            "snapshot_webhook_reservations",
+            "Admitted writes held until the watch shows them.",
+            registry=self.registry,
+        )
         self.cert_not_after = Gauge(
             "snapshot_webhook_certificate_not_after_timestamp_seconds",
             "When the serving certificate expires (Unix time).",
@@ -90,6 +120,26 @@ class Metrics:
 
     def watch_certificate(self, expiry: Callable[[], datetime.datetime | None]) -> None:
         self.cert_not_after.set_function(lambda: ts.timestamp() if (ts := expiry()) else 0.0)
+
+    def watch_events(self, seconds_since: Callable[[], Mapping[str, float]]) -> None:
+        self.registry.register(
+            _Snapshot(
+                "snapshot_webhook_watch_seconds_since_last_event",
+                "Seconds since the watch of a kind last delivered an event.",
+                "kind",
+                seconds_since,
+            )
+        )
+
+    def count_watch(self, what: str, info: KindInfo) -> None:
+        (self.relists if what == "relist" else self.watch_restarts).labels(info.kind).inc()
+
+    def count_live_get(self, info: KindInfo, result: str) -> None:
+        self.live_gets.labels(info.kind, result).inc()
+
+    def record_audit(self, counts: Mapping[str, int], rule_ids: Iterable[str]) -> None:
+        for rule_id in rule_ids:
+            self.audit_findings.labels(rule_id).set(counts.get(rule_id, 0))
 
     def record(self, kind: str, operation: str, verdict: Verdict, seconds: float) -> None:
         label = verdict_label(verdict)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 import orjson
+from kubernetes.config import ConfigException
 
 from webhook import kinds
 from webhook.admission import (
@@ -18,11 +20,13 @@ from webhook.admission import (
     read_review,
     response,
 )
+from webhook.audit import audit, by_rule
 from webhook.decide import UnreadableObjectError, decide, parse_object
 from webhook.manifests import ManifestError, documents, expand, read_bytes
 from webhook.rules import Policy
 from webhook.service import Webhook
 from webhook.state.fixtures import ObjectStore, with_namespace
+from webhook.state.kube import ClusterState, KubeAPI, WatchSettings, api_client
 
 EXIT_OK, EXIT_DENIED, EXIT_UNREADABLE = 0, 1, 2
 
@@ -167,3 +171,53 @@ def _load_state_object(store: ObjectStore, info: kinds.KindInfo, raw: dict[str, 
         return errored(400, str(err))
     store.put(info, obj, raw)
     return Verdict(True)
+
+
+def run_audit(args: argparse.Namespace, policy: Policy, out: IO[str]) -> int:
+    """`snapshot-webhook audit`: report what already breaks the cross-object rules."""
+    store = ObjectStore()
+    if args.kube or args.kubeconfig:
+        if args.state:
+            print(
+                "snapshot-webhook audit: --state and --kube/--kubeconfig exclude each other",
+                file=sys.stderr,
+            )
+            return EXIT_UNREADABLE
+        try:
+            api = KubeAPI(api_client(args.kubeconfig))
+        except (ConfigException, OSError) as err:
+            print(
+                f"snapshot-webhook audit: cannot configure the Kubernetes client: {err}",
+                file=sys.stderr,
+            )
+            return EXIT_UNREADABLE
+        cluster = ClusterState(api, store.index, WatchSettings())
+        cluster.start()
+        try:
+            if not cluster.wait_synced(args.sync_timeout):
+                problems = "; ".join(cluster.status.problems())
+                print(
+                    f"snapshot-webhook audit: cluster not listed within {args.sync_timeout}s: "
+                    f"{problems}",
+                    file=sys.stderr,
+                )
+                return EXIT_UNREADABLE
+            findings = audit(store.index, policy)
+        finally:
+            cluster.stop()
+    else:
+        store.load(args.state)
+        findings = audit(store.index, policy)
+    if args.output == "json":
+        out.write(
+            orjson.dumps([f.as_dict() for f in findings], option=orjson.OPT_INDENT_2).decode()
+            + "\n"
+        )
+    else:
+        for f in findings:
+            suffix = "" if f.denies else " (warning)"
+            print(f"{f.kind} {f.name} {f.rule_id}: {f.message}{suffix}", file=out)
+    counts = by_rule(findings)
+    summary = ", ".join(f"{rule} {n}" for rule, n in sorted(counts.items())) or "nothing"
+    print(f"audit found {len(findings)} problems: {summary}", file=sys.stderr)
+    return EXIT_DENIED if findings else EXIT_OK

@@ -39,6 +39,7 @@ class ClassRecord:
     deleting: bool
     driver: str | None
     default_value: str | None  # the raw is-default-class annotation
+    pending: bool = False  # admitted here, not yet seen in the cluster
 
     @property
     def is_default(self) -> bool:
@@ -57,6 +58,7 @@ class SnapshotRecord:
     is_group_member: bool
     ready_to_use: bool | None = None
     restore_size: str | int | None = None
+    pending: bool = False
 
     def names_content(self) -> tuple[str, ...]:
         """Contents this snapshot claims; a deleting snapshot claims nothing."""
@@ -78,6 +80,7 @@ class ContentRecord:
     is_group_member: bool
     source_volume_mode: str | None = None
     allow_volume_mode_change: bool = False
+    pending: bool = False
 
     @property
     def ref_key(self) -> tuple[str, str] | None:

@@ -8,12 +8,13 @@ then uvicorn stops accepting connections and lets in-flight requests finish
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import ssl
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,13 +23,18 @@ import uvicorn
 
 from webhook import certs, logs
 from webhook.app import Edge, create_app
+from webhook.audit import audit, by_rule
 from webhook.certwatch import CertificateReloader, server_context
 from webhook.health import Readiness
 from webhook.metrics import Metrics
-from webhook.rules import Policy
+from webhook.rules import CATALOG, Policy
+from webhook.rules.base import Stage
 from webhook.service import Webhook
 from webhook.settings import Settings
 from webhook.state.fixtures import ObjectStore
+from webhook.state.index import StateIndex
+from webhook.state.kube import ClusterState, KubeAPI, WatchSettings, api_client
+from webhook.state.layers import Reservations
 
 log = logging.getLogger("snapshot_webhook.server")
 
@@ -38,6 +44,7 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.readiness = readiness
         self.delay = delay
+        self.cluster: ClusterState | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Exit flags are set directly rather than through uvicorn's handler, which
@@ -85,6 +92,38 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def watch_settings(settings: Settings) -> WatchSettings:
+    return WatchSettings(
+        read_timeout=settings.watch_read_timeout_seconds,
+        discovery_interval=settings.discovery_interval_seconds,
+        failure_grace=settings.watch_failure_grace_seconds,
+        live_get_timeout=settings.live_get_timeout_seconds,
+    )
+
+
+def periodic_audit(
+    index: StateIndex, policy: Policy, metrics: Metrics, readiness: Readiness, interval: float
+) -> Callable[[], Coroutine[None, None, None]]:
+    rule_ids = [rule.id for rule in CATALOG if rule.stage is Stage.CROSS]
+
+    async def run() -> None:
+        while True:
+            if not readiness.problems():
+                findings = await asyncio.to_thread(audit, index, policy)
+                metrics.record_audit(by_rule(findings), rule_ids)
+                if findings:
+                    log.warning(
+                        "audit: %d objects break rules already (%s)",
+                        len(findings),
+                        ", ".join(sorted(by_rule(findings))),
+                    )
+                await asyncio.sleep(interval)
+            else:
+                await asyncio.sleep(1.0)
+
+    return run
+
+
 def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServer:
     """Everything `serve` runs, wired together but not started."""
     policy = Policy.parse(settings.rules)
@@ -99,13 +138,43 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
     metrics = Metrics()
     metrics.watch_state(store.index.counts)
     metrics.watch_certificate(lambda: reloader.not_after)
+    background = [lambda: reloader.watch(settings.cert_poll_seconds)]
+    cluster: ClusterState | None = None
+    if settings.kube:
+        kubeconfig = str(settings.kubeconfig) if settings.kubeconfig else None
+        reservations = Reservations(settings.reservation_ttl_seconds)
+        cluster = ClusterState(
+            KubeAPI(api_client(kubeconfig)),
+            store.index,
+            watch_settings(settings),
+            on_change=reservations.settle,
+            counters=metrics.count_watch,
+        )
+        readiness.sync = cluster.status
+        metrics.watch_events(cluster.status.seconds_since_event)
+        metrics.reservations.set_function(lambda: reservations.expire())
+        webhook = Webhook(
+            store.index,
+            policy,
+            embedded=False,
+            reservations=reservations,
+            live_get=cluster.live_get,
+            on_live_get=metrics.count_live_get,
+        )
+        background.append(
+            periodic_audit(store.index, policy, metrics, readiness, settings.audit_interval_seconds)
+        )
+        log.info("cluster mode: watching %s", kubeconfig or "the in-cluster API server")
+    else:
+        webhook = Webhook(store.index, policy, embedded=True)
+        log.info("embedded mode: %d objects of state from %s", count, settings.state or "none")
     edge = Edge(
         metrics=metrics,
         readiness=readiness,
         max_body_bytes=settings.max_body_bytes,
-        background=[lambda: reloader.watch(settings.cert_poll_seconds)],
+        background=background,
     )
-    app = create_app(Webhook(store.index, policy, embedded=True), edge)
+    app = create_app(webhook, edge)
 
     def ssl_context(_: uvicorn.Config, __: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
         return context
@@ -122,12 +191,19 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
         server_header=False,
     )
-    log.info("loaded %d objects of state from %s; embedded mode", count, settings.state or "none")
-    return DrainingServer(config, readiness, settings.shutdown_delay_seconds)
+    server = DrainingServer(config, readiness, settings.shutdown_delay_seconds)
+    server.cluster = cluster
+    return server
 
 
 def serve(settings: Settings) -> int:
     logs.configure(settings.log_level)
     server = build(settings, out=lambda line: print(line, file=sys.stderr, flush=True))
-    server.run()
+    if server.cluster is not None:
+        server.cluster.start()
+    try:
+        server.run()
+    finally:
+        if server.cluster is not None:
+            server.cluster.stop()
     return 0

@@ -38,6 +38,15 @@ class Settings(BaseSettings):
     cert_poll_seconds: float = Field(2.0, gt=0, le=10)
     shutdown_delay_seconds: float = Field(2.0, ge=0)
     shutdown_timeout_seconds: float = Field(20.0, gt=0)
+    # cluster mode
+    kube: bool = False
+    kubeconfig: Path | None = None
+    watch_read_timeout_seconds: float = Field(90.0, gt=0)
+    watch_failure_grace_seconds: float = Field(60.0, gt=0)
+    discovery_interval_seconds: float = Field(30.0, gt=0)
+    reservation_ttl_seconds: float = Field(30.0, gt=0)
+    live_get_timeout_seconds: float = Field(1.0, gt=0)
+    audit_interval_seconds: float = Field(300.0, gt=0)
 
     @model_validator(mode="after")
     def _cert_and_key_together(self) -> Settings:
@@ -45,6 +54,13 @@ class Settings(BaseSettings):
             given = "--tls-cert-file" if self.tls_cert_file else "--tls-private-key-file"
             missing = "--tls-private-key-file" if self.tls_cert_file else "--tls-cert-file"
             raise ValueError(f"{given} was given without {missing}: pass both or neither")
+        if self.kubeconfig is not None:
+            self.kube = True
+        if self.kube and self.state:
+            raise ValueError(
+                "--state seeds the embedded state and cannot be combined with --kube or "
+                "--kubeconfig, which follow the cluster"
+            )
         return self
 
     @property

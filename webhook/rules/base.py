@@ -139,6 +139,13 @@ def show(value: object) -> str:
     return text
 
 
+def pending_note(record: object) -> str:
+    """Says so when a conflicting record is a claim admitted here but not yet stored."""
+    if getattr(record, "pending", False):
+        return " (a pending claim: admitted moments ago, not yet stored by the apiserver)"
+    return ""
+
+
 # --- comparison ---------------------------------------------------------------
 
 

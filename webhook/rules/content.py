@@ -23,6 +23,7 @@ from webhook.rules.base import (
     exactly_one,
     immutable,
     non_empty_string,
+    pending_note,
     show,
 )
 
@@ -164,7 +165,7 @@ def binding_one_to_one(ctx: CrossContext) -> Iterator[Problem]:
         yield Problem(
             path,
             f'{path} points at {target}, but {family.content_kind} "{other.id.name}" is '
-            "already bound to it",
+            f"already bound to it{pending_note(other)}",
         )
     if snap is None or snap.deleting:
         return

@@ -24,6 +24,7 @@ from webhook.rules.base import (
     exactly_one,
     immutable,
     non_empty_string,
+    pending_note,
     show,
 )
 from webhook.state.view import VolumeView
@@ -110,7 +111,7 @@ def binding_one_to_one(ctx: CrossContext) -> Iterator[Problem]:
         yield Problem(
             path,
             f'{path} is "{name}", but {family.snapshot_kind} {other.id.display} already '
-            f"names that content in {where}",
+            f"names that content in {where}{pending_note(other)}",
         )
     content = ctx.state.content(name)
     if content is None:

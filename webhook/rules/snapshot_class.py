@@ -20,6 +20,7 @@ from webhook.rules.base import (
     Stage,
     define,
     immutable,
+    pending_note,
     show,
 )
 
@@ -72,7 +73,7 @@ def default_unique(ctx: CrossContext) -> Iterator[Problem]:
             yield Problem(
                 path,
                 f'{path} is "true", but {ctx.family.class_kind} "{other.id.name}" is already '
-                f'the default for driver "{cls.driver}"',
+                f'the default for driver "{cls.driver}"{pending_note(other)}',
             )
 
 

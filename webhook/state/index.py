@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Hashable
-from typing import Generic, TypeVar
+from collections.abc import Hashable, Iterable
+from typing import Any, Generic, TypeVar
 
 from webhook.kinds import FAMILIES, Family, KindInfo, Role
 from webhook.objects import KubeObject
@@ -70,13 +70,16 @@ class FamilyIndex:
     # --- FamilyView -------------------------------------------------------
 
     def snapshot(self, namespace: str, name: str) -> SnapshotRecord | None:
-        return self.snapshots.get((namespace, name))
+        with self._lock:
+            return self.snapshots.get((namespace, name))
 
     def content(self, name: str) -> ContentRecord | None:
-        return self.contents.get(name)
+        with self._lock:
+            return self.contents.get(name)
 
     def snapshot_class(self, name: str) -> ClassRecord | None:
-        return self.classes.get(name)
+        with self._lock:
+            return self.classes.get(name)
 
     def default_classes(self, driver: str) -> tuple[ClassRecord, ...]:
         with self._lock:
@@ -153,13 +156,16 @@ class StateIndex:
     # --- VolumeView -------------------------------------------------------
 
     def claim(self, namespace: str, name: str) -> ClaimRecord | None:
-        return self.claims.get((namespace, name))
+        with self._lock:
+            return self.claims.get((namespace, name))
 
     def volume(self, name: str) -> VolumeRecord | None:
-        return self.volumes.get(name)
+        with self._lock:
+            return self.volumes.get(name)
 
     def storage_class(self, name: str) -> StorageClassRecord | None:
-        return self.storage_classes.get(name)
+        with self._lock:
+            return self.storage_classes.get(name)
 
     # --- writes -----------------------------------------------------------
 
@@ -199,6 +205,39 @@ class StateIndex:
                 self.volumes.pop(name, None)
             else:
                 self.storage_classes.pop(name, None)
+
+    def _table(self, info: KindInfo) -> dict[Any, Record]:
+        if info.family is not None:
+            index = self.family(info.family)
+            tables: dict[Role, dict[Any, Any]] = {
+                Role.SNAPSHOT: index.snapshots,
+                Role.CONTENT: index.contents,
+                Role.CLASS: index.classes,
+            }
+        else:
+            tables = {
+                Role.PVC: self.claims,
+                Role.PV: self.volumes,
+                Role.STORAGE_CLASS: self.storage_classes,
+            }
+        return tables[info.role]
+
+    def get(self, info: KindInfo, namespace: str, name: str) -> Record | None:
+        with self._lock:
+            return self._table(info).get((namespace, name) if info.namespaced else name)
+
+    def records(self, info: KindInfo) -> list[Record]:
+        """A copy of every record of one kind (for audits, never for admissions)."""
+        with self._lock:
+            return list(self._table(info).values())
+
+    def replace(self, info: KindInfo, records: Iterable[Record]) -> None:
+        """Swap every record of one kind for `records`, atomically for readers."""
+        with self._lock:
+            for record in list(self._table(info).values()):
+                self.remove(info, record.id.namespace, record.id.name)
+            for record in records:
+                self.put(info, record)
 
     def counts(self) -> Counter[str]:
         """Objects held, by kind."""

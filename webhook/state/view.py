@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from webhook.kinds import Family
 from webhook.records import (
     ClaimRecord,
     ClassRecord,
@@ -53,3 +54,9 @@ class VolumeView(Protocol):
     def volume(self, name: str) -> VolumeRecord | None: ...
 
     def storage_class(self, name: str) -> StorageClassRecord | None: ...
+
+
+class StateView(VolumeView, Protocol):
+    """Everything a rule may read: both snapshot families and the core objects."""
+
+    def family(self, family: Family) -> FamilyView: ...

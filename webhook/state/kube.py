@@ -1,0 +1,496 @@
+"""list+watch from the Kubernetes API into the state index.
+
+One reflector thread per kind, each doing what a careful informer does:
+- list in pages (`limit` + `continue`), replace that kind's records in the
+  index atomically, and watch from the list's resourceVersion, so no event
+  between list and watch is lost;
+- ask for bookmarks, and resume a broken watch from the last resourceVersion
+  seen; relist only on 410 Gone;
+- treat a silent connection as broken (a client-side read timeout), and
+  reconnect with capped, jittered exponential backoff;
+- keep only the fields the rules read: each object becomes a compact record.
+
+The official client's own informer keeps every full object in memory, does
+not page its lists and retries at a fixed interval, so the loop is ours; the
+client still does configuration, authentication, TLS and the HTTP requests.
+
+A kind whose API group is not served (CRD not installed) or which the
+ServiceAccount may not list is treated as empty, said once in the log, and
+looked for again every `discovery_interval` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from pydantic import ValidationError
+
+from webhook.kinds import KINDS, KindInfo
+from webhook.objects import KubeObject
+from webhook.records import Record, to_record
+from webhook.state.index import StateIndex
+
+log = logging.getLogger("snapshot_webhook.kube")
+
+LIST_PAGE_SIZE = 500
+MAX_LINE_BYTES = 16 * 1024 * 1024  # one watch event; etcd caps an object at 1.5 MiB
+
+
+class WatchGoneError(Exception):
+    """410: the resourceVersion is too old; relist."""
+
+
+class APIStatusError(Exception):
+    def __init__(self, status: int, verb: str, path: str, detail: str = "") -> None:
+        super().__init__(f"{verb} {path}: HTTP {status} {detail}".strip())
+        self.status = status
+        self.verb = verb
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    connect_timeout: float = 5.0
+    read_timeout: float = 90.0  # longer than the apiserver's bookmark interval (~60 s)
+    watch_timeout: int = 300  # server-side; each watch ends and resumes after this
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    discovery_interval: float = 30.0
+    failure_grace: float = 60.0  # watches failing longer than this make /readyz false
+    live_get_timeout: float = 1.0
+
+
+def api_client(kubeconfig: str | None) -> k8s.ApiClient:
+    """In-cluster configuration, or a kubeconfig file (default: ~/.kube/config)."""
+    configuration = k8s.Configuration()
+    if kubeconfig is None:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            return k8s.ApiClient(configuration)
+        except k8s_config.ConfigException:
+            pass
+    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig, client_configuration=configuration
+    )
+    return k8s.ApiClient(configuration)
+
+
+class KubeAPI:
+    """Raw JSON requests through the official client (its auth, TLS and proxy settings)."""
+
+    def __init__(self, api: k8s.ApiClient) -> None:
+        self.api = api
+
+    def _send(
+        self, path: str, query: Sequence[tuple[str, str]], timeout: tuple[float, float]
+    ) -> Any:
+        method, url, headers, body, post = self.api.param_serialize(
+            "GET",
+            path,
+            query_params=list(query),
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        return self.api.call_api(method, url, headers, body, post, _request_timeout=timeout)
+
+    def get_json(
+        self,
+        path: str,
+        query: Sequence[tuple[str, str]] = (),
+        timeout: tuple[float, float] = (5.0, 30.0),
+    ) -> tuple[int, Any]:
+        response = self._send(path, query, timeout)
+        data = response.read()
+        try:
+            return response.status, orjson.loads(data) if data else None
+        except orjson.JSONDecodeError:
+            return response.status, None
+
+    def stream(
+        self, path: str, query: Sequence[tuple[str, str]], timeout: tuple[float, float]
+    ) -> Any:
+        """The raw urllib3 response of a watch, not yet read."""
+        return self._send(path, query, timeout).response
+
+
+def resource_path(
+    info: KindInfo, version: str, namespace: str | None = None, name: str | None = None
+) -> str:
+    base = "/api/v1" if info.api_group == "" else f"/apis/{info.api_group}/{version}"
+    if namespace:
+        base += f"/namespaces/{namespace}"
+    path = f"{base}/{info.plural}"
+    return f"{path}/{name}" if name else path
+
+
+def served_version(api: KubeAPI, info: KindInfo, timeout: float) -> str | None:
+    """The version to watch `info` at, or None when its API group is not served."""
+    if info.api_group == "":
+        return "v1"
+    status, group = api.get_json(f"/apis/{info.api_group}", timeout=(timeout, timeout))
+    if status == 404:
+        return None
+    if status != 200 or not isinstance(group, dict):
+        raise APIStatusError(status, "discover", f"/apis/{info.api_group}")
+    served = [v.get("version") for v in group.get("versions", []) if isinstance(v, dict)]
+    preferred = (group.get("preferredVersion") or {}).get("version")
+    if preferred in info.versions and preferred in served:
+        return str(preferred)
+    return next((v for v in info.versions if v in served), None)
+
+
+@dataclass
+class KindSync:
+    """How the watch of one kind is doing, for readiness and metrics."""
+
+    synced: bool = False
+    failing_since: float | None = None
+    last_error: str = ""
+    last_event: float | None = None
+    note: str = ""  # absent / forbidden, said once
+
+
+@dataclass
+class SyncStatus:
+    failure_grace: float
+    kinds: dict[str, KindSync] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+
+    def of(self, info: KindInfo) -> KindSync:
+        return self.kinds.setdefault(info.kind, KindSync())
+
+    def problems(self) -> list[str]:
+        found = []
+        now = self.clock()
+        for kind, sync in sorted(self.kinds.items()):
+            if not sync.synced:
+                found.append(f"initial list of {kind} not complete")
+            elif sync.failing_since is not None and now - sync.failing_since > self.failure_grace:
+                found.append(
+                    f"watch of {kind} failing for {now - sync.failing_since:.0f}s: "
+                    f"{sync.last_error}"
+                )
+        return found
+
+    def seconds_since_event(self) -> dict[str, float]:
+        now = self.clock()
+        return {
+            kind: now - s.last_event for kind, s in self.kinds.items() if s.last_event is not None
+        }
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter."""
+
+    def __init__(self, base: float, cap: float) -> None:
+        self.base, self.cap, self.attempt = base, cap, 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * 2**self.attempt)
+        self.attempt += 1
+        return random.uniform(delay / 2, delay)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def lines(response: Any) -> Iterator[bytes]:
+    """Newline-separated watch events from a streamed response."""
+    pending = b""
+    for chunk in response.stream(65536, decode_content=True):
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            if line.strip():
+                yield line
+        if len(pending) > MAX_LINE_BYTES:
+            raise APIStatusError(200, "watch", "", "event larger than the line limit")
+    if pending.strip():
+        yield pending
+
+
+class Reflector:
+    """Keeps one kind of the index equal to the cluster's."""
+
+    def __init__(
+        self,
+        api: KubeAPI,
+        info: KindInfo,
+        index: StateIndex,
+        status: SyncStatus,
+        settings: WatchSettings,
+        stop: threading.Event,
+        on_change: Callable[[KindInfo, str, str], None] = lambda *_: None,
+        counters: Callable[[str, KindInfo], None] = lambda *_: None,
+    ) -> None:
+        self.api, self.info, self.index, self.status = api, info, index, status
+        self.settings, self.stop = settings, stop
+        self.on_change = on_change  # an object changed (settles reservations)
+        self.count = counters  # ("relist" | "restart", info)
+        self.resource_version: str | None = None
+        self.version: str | None = None
+        self.sync = status.of(info)
+
+    # --- loop -------------------------------------------------------------
+
+    def run(self) -> None:
+        backoff = Backoff(self.settings.backoff_base, self.settings.backoff_cap)
+        while not self.stop.is_set():
+            try:
+                if self.version is None:
+                    self.version = served_version(
+                        self.api, self.info, self.settings.connect_timeout
+                    )
+                    if self.version is None:
+                        self._absent(
+                            f"API group {self.info.api_group} is not served (CRD not installed)"
+                        )
+                        continue
+                if self.resource_version is None:
+                    self.resource_version = self._relist()
+                self._watch()
+                backoff.reset()
+                self._healthy()
+            except WatchGoneError:
+                log.info(
+                    "watch of %s: resourceVersion too old (410 Gone); relisting", self.info.kind
+                )
+                self.resource_version = None
+            except APIStatusError as err:
+                if err.status == 404:
+                    self.version = self.resource_version = None
+                    self._absent(f"{self.info.plural}.{self.info.api_group} is not served")
+                elif err.status in (401, 403):
+                    self.resource_version = None
+                    self._absent(
+                        f"the ServiceAccount may not {err.verb} {self.info.plural}."
+                        f"{self.info.api_group or 'core'} (RBAC verb {err.verb!r} missing; "
+                        "grant get, list and watch)",
+                        level=logging.ERROR,
+                    )
+                else:
+                    self._failed(str(err), backoff)
+            except (urllib3.exceptions.HTTPError, OSError, ValueError) as err:
+                self._failed(f"{type(err).__name__}: {err}", backoff)
+
+    def _absent(self, why: str, level: int = logging.WARNING) -> None:
+        """Serve the kind as empty, say why once, and look again later."""
+        if self.sync.note != why:
+            log.log(
+                level,
+                "%s: %s; treating %s as empty and retrying every %.0fs",
+                self.info.kind,
+                why,
+                self.info.kind,
+                self.settings.discovery_interval,
+            )
+            self.sync.note = why
+        self.index.replace(self.info, [])
+        self.sync.synced = True
+        self.sync.failing_since = None
+        self.stop.wait(self.settings.discovery_interval)
+
+    def _healthy(self) -> None:
+        self.sync.failing_since = None
+        self.sync.note = ""
+
+    def _failed(self, error: str, backoff: Backoff) -> None:
+        if self.sync.failing_since is None:
+            self.sync.failing_since = self.status.clock()
+        self.sync.last_error = error
+        delay = backoff.next()
+        log.warning("watch of %s failed (%s); retrying in %.1fs", self.info.kind, error, delay)
+        self.count("restart", self.info)
+        self.stop.wait(delay)
+
+    # --- list ---------------------------------------------------------------
+
+    def _relist(self) -> str:
+        assert self.version is not None
+        path = resource_path(self.info, self.version)
+        records: list[Record] = []
+        token = ""
+        while True:
+            query = [("limit", str(LIST_PAGE_SIZE))] + ([("continue", token)] if token else [])
+            status, page = self.api.get_json(
+                path, query, timeout=(self.settings.connect_timeout, self.settings.read_timeout)
+            )
+            if status == 410:
+                raise WatchGoneError  # the continue token expired: list again from the start
+            if status != 200 or not isinstance(page, dict):
+                raise APIStatusError(status, "list", path, _status_message(page))
+            for item in page.get("items") or []:
+                record = self._record(item)
+                if record is not None:
+                    records.append(record)
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue") or ""
+            if not token:
+                break
+        self.index.replace(self.info, records)
+        for record in records:
+            self.on_change(self.info, record.id.namespace, record.id.name)
+        self.count("relist", self.info)
+        self.sync.synced = True
+        self.sync.last_event = self.status.clock()
+        log.info(
+            "listed %d %s at resourceVersion %s",
+            len(records),
+            self.info.kind,
+            metadata.get("resourceVersion"),
+        )
+        return str(metadata.get("resourceVersion") or "")
+
+    def _record(self, item: object) -> Record | None:
+        if not isinstance(item, dict):
+            return None
+        item.setdefault("kind", self.info.kind)  # list items may omit it
+        try:
+            obj: KubeObject = self.info.model.model_validate(item)
+        except ValidationError as err:
+            log.warning(
+                "skipping unreadable %s: %s", self.info.kind, str(err).replace("\n", " ")[:300]
+            )
+            return None
+        return to_record(self.info, obj)
+
+    # --- watch --------------------------------------------------------------
+
+    def _watch(self) -> None:
+        assert self.version is not None and self.resource_version is not None
+        path = resource_path(self.info, self.version)
+        timeout = self.settings.watch_timeout
+        query = [
+            ("watch", "1"),
+            ("allowWatchBookmarks", "true"),
+            ("resourceVersion", self.resource_version),
+            ("timeoutSeconds", str(random.randint(timeout, timeout * 2))),
+        ]
+        response = self.api.stream(
+            path, query, (self.settings.connect_timeout, self.settings.read_timeout)
+        )
+        try:
+            if response.status == 410:
+                raise WatchGoneError
+            if response.status != 200:
+                detail = _status_message(_json_or_none(response.read()))
+                raise APIStatusError(response.status, "watch", path, detail)
+            self._healthy()
+            for line in lines(response):
+                if self.stop.is_set():
+                    return
+                self._event(orjson.loads(line))
+        finally:
+            response.release_conn()
+
+    def _event(self, event: object) -> None:
+        if not isinstance(event, dict):
+            raise ValueError("watch event is not an object")
+        kind, obj = event.get("type"), event.get("object")
+        if not isinstance(obj, dict):
+            raise ValueError(f"watch event {kind} has no object")
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise WatchGoneError
+            raise APIStatusError(
+                int(obj.get("code") or 500), "watch", self.info.plural, _status_message(obj)
+            )
+        metadata = obj.get("metadata") or {}
+        version = metadata.get("resourceVersion")
+        self.sync.last_event = self.status.clock()
+        if kind in ("ADDED", "MODIFIED"):
+            record = self._record(obj)
+            if record is not None:
+                self.index.put(self.info, record)
+                self.on_change(self.info, record.id.namespace, record.id.name)
+        elif kind == "DELETED":
+            namespace, name = metadata.get("namespace") or "", metadata.get("name") or ""
+            self.index.remove(self.info, namespace, name)
+            self.on_change(self.info, namespace, name)
+        if version:
+            self.resource_version = str(version)  # BOOKMARK carries only this
+
+
+def _json_or_none(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _status_message(status: object) -> str:
+    if isinstance(status, dict):
+        return str(status.get("message") or status.get("reason") or "")
+    return ""
+
+
+class ClusterState:
+    """Every reflector, their threads, and what they report."""
+
+    def __init__(
+        self,
+        api: KubeAPI,
+        index: StateIndex,
+        settings: WatchSettings,
+        on_change: Callable[[KindInfo, str, str], None] = lambda *_: None,
+        counters: Callable[[str, KindInfo], None] = lambda *_: None,
+        kinds: Sequence[KindInfo] = KINDS,
+    ) -> None:
+        self.api, self.index, self.settings = api, index, settings
+        self.status = SyncStatus(settings.failure_grace)
+        self.stop_event = threading.Event()
+        self.reflectors = [
+            Reflector(api, info, index, self.status, settings, self.stop_event, on_change, counters)
+            for info in kinds
+        ]
+        for info in kinds:
+            self.status.of(info)
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for reflector in self.reflectors:
+            thread = threading.Thread(
+                target=reflector.run, daemon=True, name=f"watch-{reflector.info.kind}"
+            )
+            thread.start()
+            self.threads.append(thread)
+
+    def wait_synced(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(s.synced for s in self.status.kinds.values()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout=self.settings.connect_timeout + 1)
+
+    def version_of(self, info: KindInfo) -> str | None:
+        return next((r.version for r in self.reflectors if r.info == info), None)
+
+    def live_get(self, info: KindInfo, namespace: str, name: str) -> Record | None:
+        """One GET for an object the watch has not delivered yet; None when it is not there."""
+        version = self.version_of(info)
+        if version is None:
+            return None
+        timeout = self.settings.live_get_timeout
+        path = resource_path(info, version, namespace if info.namespaced else None, name)
+        status, body = self.api.get_json(path, timeout=(timeout, timeout))
+        if status == 404:
+            return None
+        if status != 200 or not isinstance(body, dict):
+            raise APIStatusError(status, "get", path, _status_message(body))
+        body.setdefault("kind", info.kind)
+        return to_record(info, info.model.model_validate(body))

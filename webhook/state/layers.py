@@ -1,0 +1,136 @@
+"""State seen through layers: an upper layer's record shadows the lower one's.
+
+The watched cluster is the bottom layer. Above it sit requests admitted here
+but not yet seen by the watch (reservations, so that two concurrent requests
+cannot both take one unique slot), and, for a single admission, objects read
+with a live GET because the watch had not delivered them yet.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TypeVar
+
+from webhook.kinds import Family, KindInfo
+from webhook.objects import KubeObject
+from webhook.records import (
+    ClaimRecord,
+    ClassRecord,
+    ContentRecord,
+    SnapshotRecord,
+    StorageClassRecord,
+    VolumeRecord,
+    to_record,
+)
+from webhook.state.index import StateIndex
+from webhook.state.view import FamilyView, StateView
+
+R = TypeVar("R", SnapshotRecord, ContentRecord, ClassRecord)
+
+
+def _merge(upper: Sequence[R], lower: Sequence[R], shadowed: Callable[[R], bool]) -> tuple[R, ...]:
+    merged: list[R] = list(upper)
+    merged.extend(record for record in lower if not shadowed(record))
+    return tuple(merged)
+
+
+class LayeredFamily:
+    def __init__(self, lower: FamilyView, upper: FamilyView) -> None:
+        self.lower, self.upper = lower, upper
+
+    def snapshot(self, namespace: str, name: str) -> SnapshotRecord | None:
+        return self.upper.snapshot(namespace, name) or self.lower.snapshot(namespace, name)
+
+    def content(self, name: str) -> ContentRecord | None:
+        return self.upper.content(name) or self.lower.content(name)
+
+    def snapshot_class(self, name: str) -> ClassRecord | None:
+        return self.upper.snapshot_class(name) or self.lower.snapshot_class(name)
+
+    def default_classes(self, driver: str) -> tuple[ClassRecord, ...]:
+        return _merge(
+            self.upper.default_classes(driver),
+            self.lower.default_classes(driver),
+            lambda r: self.upper.snapshot_class(r.id.name) is not None,
+        )
+
+    def snapshots_naming(self, content_name: str) -> tuple[SnapshotRecord, ...]:
+        return _merge(
+            self.upper.snapshots_naming(content_name),
+            self.lower.snapshots_naming(content_name),
+            lambda r: self.upper.snapshot(r.id.namespace, r.id.name) is not None,
+        )
+
+    def contents_referencing(self, namespace: str, name: str) -> tuple[ContentRecord, ...]:
+        return _merge(
+            self.upper.contents_referencing(namespace, name),
+            self.lower.contents_referencing(namespace, name),
+            lambda r: self.upper.content(r.id.name) is not None,
+        )
+
+
+class LayeredState:
+    """A StateView of `upper` over `lower`."""
+
+    def __init__(self, lower: StateView, upper: StateView) -> None:
+        self.lower, self.upper = lower, upper
+
+    def family(self, family: Family) -> LayeredFamily:
+        return LayeredFamily(self.lower.family(family), self.upper.family(family))
+
+    def claim(self, namespace: str, name: str) -> ClaimRecord | None:
+        return self.upper.claim(namespace, name) or self.lower.claim(namespace, name)
+
+    def volume(self, name: str) -> VolumeRecord | None:
+        return self.upper.volume(name) or self.lower.volume(name)
+
+    def storage_class(self, name: str) -> StorageClassRecord | None:
+        return self.upper.storage_class(name) or self.lower.storage_class(name)
+
+
+class Reservations:
+    """Writes admitted here and not yet seen by the watch, each held for at most `ttl`.
+
+    A reservation ends when the watch delivers any event for the same object
+    (`settle`), or when its time is up: the apiserver may have rejected the
+    write after this webhook admitted it, and then no event ever comes.
+    """
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.index = StateIndex()
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._deadlines: dict[tuple[str, str, str, str], float] = {}
+        self._order: deque[tuple[float, KindInfo, str, str]] = deque()
+
+    def reserve(self, info: KindInfo, obj: KubeObject) -> None:
+        record = to_record(info, obj)
+        if isinstance(record, SnapshotRecord | ContentRecord | ClassRecord):
+            record = replace(record, pending=True)
+        deadline = self._clock() + self.ttl
+        with self._lock:
+            self._deadlines[(info.api_group, info.kind, obj.namespace, obj.name)] = deadline
+            self._order.append((deadline, info, obj.namespace, obj.name))
+            self.index.put(info, record)
+
+    def settle(self, info: KindInfo, namespace: str, name: str) -> None:
+        with self._lock:
+            if self._deadlines.pop((info.api_group, info.kind, namespace, name), None) is not None:
+                self.index.remove(info, namespace, name)
+
+    def expire(self) -> int:
+        """Drop reservations whose time is up; returns how many are still held."""
+        now = self._clock()
+        with self._lock:
+            while self._order and self._order[0][0] <= now:
+                deadline, info, namespace, name = self._order.popleft()
+                key = (info.api_group, info.kind, namespace, name)
+                if self._deadlines.get(key) == deadline:
+                    del self._deadlines[key]
+                    self.index.remove(info, namespace, name)
+            return len(self._deadlines)
