@@ -115,6 +115,7 @@ def test_service_reaches_the_container_and_probes_hit_real_paths(
     settings = settings_from(args)
     assert settings.port == port["containerPort"]
     assert settings.host == "0.0.0.0"
+    assert settings.kube  # in a cluster the state follows the cluster, never embedded
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         http = spec[probe]["httpGet"]
         assert (http["path"], http["scheme"]) == (path, "HTTPS")

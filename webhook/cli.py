@@ -18,6 +18,7 @@ from webhook.certs import CertificateError
 from webhook.manifests import ManifestError
 from webhook.rules import Policy, UnknownRuleError
 from webhook.settings import Settings
+from webhook.state.kube import KubeConfigError
 
 EXIT_OK, EXIT_DENIED, EXIT_UNREADABLE = 0, 1, 2
 
@@ -201,7 +202,7 @@ def main(argv: Sequence[str] | None = None, stdin: IO[bytes] | None = None) -> i
         from webhook.offline import run_check
 
         return run_check(args.manifests, args.state, policy, stdin, sys.stdout)
-    except (UnknownRuleError, ManifestError, CertificateError) as err:
+    except (UnknownRuleError, ManifestError, CertificateError, KubeConfigError) as err:
         print(f"snapshot-webhook {args.command}: {err}", file=sys.stderr)
         return EXIT_UNREADABLE
     except OSError as err:
@@ -209,25 +210,13 @@ def main(argv: Sequence[str] | None = None, stdin: IO[bytes] | None = None) -> i
         return EXIT_UNREADABLE
 
 
-SERVE_FLAGS = (
-    "host",
-    "port",
-    "tls_cert_file",
-    "tls_private_key_file",
-    "cert_dir",
-    "dns_names",
-    "client_ca_file",
-    "state",
-    "rules",
-    "log_level",
-    "max_body_bytes",
-    "shutdown_delay_seconds",
-)
-
-
 def settings_from(args: argparse.Namespace) -> Settings:
     """Flags given on the command line, over SNAPSHOT_WEBHOOK_* variables, over defaults."""
-    given = {name: getattr(args, name) for name in SERVE_FLAGS if getattr(args, name) is not None}
+    given = {
+        name: getattr(args, name)
+        for name in Settings.model_fields
+        if getattr(args, name, None) is not None
+    }
     if args.verbosity is not None and "log_level" not in given:
         given["log_level"] = "debug" if args.verbosity >= 4 else "info"
     try:

@@ -8,7 +8,6 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 import orjson
-from kubernetes.config import ConfigException
 
 from webhook import kinds
 from webhook.admission import (
@@ -26,7 +25,13 @@ from webhook.manifests import ManifestError, documents, expand, read_bytes
 from webhook.rules import Policy
 from webhook.service import Webhook
 from webhook.state.fixtures import ObjectStore, with_namespace
-from webhook.state.kube import ClusterState, KubeAPI, WatchSettings, api_client
+from webhook.state.kube import (
+    ClusterState,
+    KubeAPI,
+    KubeConfigError,
+    WatchSettings,
+    api_client,
+)
 
 EXIT_OK, EXIT_DENIED, EXIT_UNREADABLE = 0, 1, 2
 
@@ -185,11 +190,8 @@ def run_audit(args: argparse.Namespace, policy: Policy, out: IO[str]) -> int:
             return EXIT_UNREADABLE
         try:
             api = KubeAPI(api_client(args.kubeconfig))
-        except (ConfigException, OSError) as err:
-            print(
-                f"snapshot-webhook audit: cannot configure the Kubernetes client: {err}",
-                file=sys.stderr,
-            )
+        except KubeConfigError as err:
+            print(f"snapshot-webhook audit: {err}", file=sys.stderr)
             return EXIT_UNREADABLE
         cluster = ClusterState(api, store.index, WatchSettings())
         cluster.start()

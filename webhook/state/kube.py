@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 import urllib3
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from pydantic import ValidationError
@@ -69,6 +70,10 @@ class WatchSettings:
     live_get_timeout: float = 1.0
 
 
+class KubeConfigError(ValueError):
+    """No usable Kubernetes client configuration."""
+
+
 def api_client(kubeconfig: str | None) -> k8s.ApiClient:
     """In-cluster configuration, or a kubeconfig file (default: ~/.kube/config)."""
     configuration = k8s.Configuration()
@@ -78,9 +83,22 @@ def api_client(kubeconfig: str | None) -> k8s.ApiClient:
             return k8s.ApiClient(configuration)
         except k8s_config.ConfigException:
             pass
-    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=kubeconfig, client_configuration=configuration
-    )
+    try:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, client_configuration=configuration
+        )
+    except (
+        k8s_config.ConfigException,
+        OSError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        yaml.YAMLError,
+    ) as err:
+        where = kubeconfig or "the in-cluster service account or ~/.kube/config"
+        raise KubeConfigError(
+            f"cannot load a Kubernetes configuration from {where}: {err}"
+        ) from None
     return k8s.ApiClient(configuration)
 
 

@@ -1,0 +1,377 @@
+"""A real HTTP server on 127.0.0.1 that speaks the Kubernetes list/watch protocol.
+
+Enough of the apiserver for the official client: API group discovery, lists
+with `limit`/`continue` and a resourceVersion, chunked watch streams of
+ADDED/MODIFIED/DELETED/BOOKMARK events resumed from a resourceVersion, an
+ERROR 410 for a version older than the compaction point, GET of one object,
+404 for a group that is not served and 403 for a resource the caller may not
+list. Tests drive it: change objects, compact history, drop or silence open
+watches, install a CRD later, or fail every request.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from webhook import kinds
+from webhook.kinds import KindInfo
+
+Obj = dict[str, Any]
+
+
+def info_of(obj: Obj) -> KindInfo:
+    info = kinds.by_api_version(obj["apiVersion"], obj["kind"])
+    assert info is not None, obj["kind"]
+    return info
+
+
+@dataclass
+class Resource:
+    info: KindInfo
+    objects: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    history: list[tuple[int, str, Obj]] = field(default_factory=list)
+    compacted: int = 0  # watches from before this resourceVersion get 410
+
+
+class FakeAPIServer:
+    def __init__(self, groups: dict[str, list[str]] | None = None, page_size: int = 2) -> None:
+        self.cond = threading.Condition()
+        self.version = 1000
+        self.groups = (
+            groups
+            if groups is not None
+            else {
+                kinds.SNAPSHOT_GROUP: ["v1"],
+                kinds.GROUP_SNAPSHOT_GROUP: ["v1", "v1beta2", "v1beta1"],
+                "storage.k8s.io": ["v1"],
+            }
+        )
+        self.resources = {(i.api_group, i.plural): Resource(i) for i in kinds.KINDS}
+        self.page_size = page_size  # the server may return fewer items than `limit` asks
+        self.forbidden: set[str] = set()
+        self.failing = False  # answer 500 to everything
+        self.generation = 0  # bumped to drop every open watch
+        self.silent = False  # open watches stop sending (new ones work)
+        self.bookmark_interval: float | None = 0.3  # idle watches stay under read timeouts
+        self.requests: list[tuple[str, dict[str, list[str]]]] = []
+        self.lists_open = threading.Event()  # cleared: list requests wait (at most 30 s)
+        self.lists_open.set()
+        self._continues: dict[str, list[Obj]] = {}
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.closed = False
+
+    # --- lifecycle ------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> FakeAPIServer:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def kubeconfig(self, path: Path) -> Path:
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "fake",
+                    "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                    "users": [{"name": "tester", "user": {"token": "fake-token"}}],
+                    "contexts": [
+                        {"name": "fake", "context": {"cluster": "fake", "user": "tester"}}
+                    ],
+                }
+            )
+        )
+        return path
+
+    # --- driving the cluster ----------------------------------------------------
+
+    def _key(self, info: KindInfo, obj: Obj) -> tuple[str, str]:
+        meta = obj["metadata"]
+        return (meta.get("namespace", "") if info.namespaced else "", meta["name"])
+
+    def put(self, obj: Obj, *, emit: bool = True) -> Obj:
+        """Create or replace an object; `emit=False` skips its watch event."""
+        info = info_of(obj)
+        resource = self.resources[(info.api_group, info.plural)]
+        with self.cond:
+            self.version += 1
+            stored = json.loads(json.dumps(obj))
+            stored["metadata"]["resourceVersion"] = str(self.version)
+            key = self._key(info, stored)
+            kind = "MODIFIED" if key in resource.objects else "ADDED"
+            resource.objects[key] = stored
+            if emit:
+                resource.history.append((self.version, kind, stored))
+            self.cond.notify_all()
+        return stored
+
+    def delete(self, obj: Obj) -> None:
+        info = info_of(obj)
+        resource = self.resources[(info.api_group, info.plural)]
+        with self.cond:
+            self.version += 1
+            stored = resource.objects.pop(self._key(info, obj))
+            stored = {
+                **stored,
+                "metadata": {**stored["metadata"], "resourceVersion": str(self.version)},
+            }
+            resource.history.append((self.version, "DELETED", stored))
+            self.cond.notify_all()
+
+    def compact(self) -> None:
+        """Forget all history: watches from any earlier resourceVersion get 410 Gone."""
+        with self.cond:
+            for resource in self.resources.values():
+                resource.history.clear()
+                resource.compacted = self.version + 1
+
+    def drop_watches(self) -> None:
+        with self.cond:
+            self.generation += 1
+            self.cond.notify_all()
+
+    def install_group(self, group: str, versions: list[str]) -> None:
+        with self.cond:
+            self.groups[group] = versions
+
+    def watch_requests(self, plural: str) -> list[dict[str, list[str]]]:
+        return [q for p, q in list(self.requests) if p.endswith(f"/{plural}") and "watch" in q]
+
+    # --- HTTP -------------------------------------------------------------------
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                query = parse_qs(url.query)
+                fake.requests.append((url.path, query))
+                if fake.failing:
+                    self._status(500, "InternalError", "the fake apiserver is failing")
+                    return
+                parts = [p for p in url.path.split("/") if p]
+                if parts[:1] == ["apis"] and len(parts) == 2:
+                    self._discovery(parts[1])
+                    return
+                target = fake._route(parts)
+                if target is None:
+                    self._status(404, "NotFound", f"the server could not find {url.path}")
+                    return
+                resource, namespace, name = target
+                if resource.info.plural in fake.forbidden:
+                    verb = "watch" if "watch" in query else ("get" if name else "list")
+                    self._status(
+                        403,
+                        "Forbidden",
+                        f"{resource.info.plural} is forbidden: User "
+                        f'"system:serviceaccount:x:y" cannot {verb} resource',
+                    )
+                    return
+                if name is not None:
+                    self._get(resource, namespace, name)
+                elif query.get("watch", ["0"])[0] in ("1", "true"):
+                    self._watch(resource, query)
+                else:
+                    self._list(resource, query)
+
+            def _json(self, code: int, body: object) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _status(self, code: int, reason: str, message: str) -> None:
+                self._json(
+                    code,
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "status": "Failure",
+                        "message": message,
+                        "reason": reason,
+                        "code": code,
+                    },
+                )
+
+            def _discovery(self, group: str) -> None:
+                versions = fake.groups.get(group)
+                if versions is None:
+                    self._status(404, "NotFound", f"group {group} not found")
+                    return
+                entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+                self._json(
+                    200,
+                    {
+                        "kind": "APIGroup",
+                        "apiVersion": "v1",
+                        "name": group,
+                        "versions": entries,
+                        "preferredVersion": entries[0],
+                    },
+                )
+
+            def _get(self, resource: Resource, namespace: str, name: str) -> None:
+                with fake.cond:
+                    obj = resource.objects.get((namespace, name))
+                if obj is None:
+                    self._status(404, "NotFound", f'{resource.info.plural} "{name}" not found')
+                else:
+                    self._json(200, obj)
+
+            def _list(self, resource: Resource, query: dict[str, list[str]]) -> None:
+                fake.lists_open.wait(30)
+                token = query.get("continue", [""])[0]
+                with fake.cond:
+                    if token:
+                        pending = fake._continues.pop(token, None)
+                        if pending is None:
+                            self._status(410, "Expired", "the continue token has expired")
+                            return
+                    else:
+                        pending = [resource.objects[k] for k in sorted(resource.objects)]
+                    version = str(fake.version)
+                limit = min(int(query.get("limit", ["500"])[0]), fake.page_size)
+                page, rest = pending[:limit], pending[limit:]
+                metadata: Obj = {"resourceVersion": version}
+                if rest:
+                    next_token = f"c{time.monotonic_ns()}"
+                    fake._continues[next_token] = rest
+                    metadata["continue"] = next_token
+                self._json(
+                    200,
+                    {
+                        "kind": f"{resource.info.kind}List",
+                        "apiVersion": "v1",
+                        "metadata": metadata,
+                        "items": page,
+                    },
+                )
+
+            def _chunk(self, event: Obj) -> None:
+                data = json.dumps(event).encode() + b"\n"
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+
+            def _watch(self, resource: Resource, query: dict[str, list[str]]) -> None:
+                since = int(query.get("resourceVersion", ["0"])[0] or 0)
+                deadline = time.monotonic() + int(query.get("timeoutSeconds", ["30"])[0])
+                bookmarks = query.get("allowWatchBookmarks", ["false"])[0] == "true"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                generation = fake.generation
+                if since and since < resource.compacted:
+                    self._chunk(
+                        {
+                            "type": "ERROR",
+                            "object": {
+                                "kind": "Status",
+                                "apiVersion": "v1",
+                                "status": "Failure",
+                                "code": 410,
+                                "reason": "Expired",
+                                "message": f"too old resource version: {since}",
+                            },
+                        }
+                    )
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
+                sent = since
+                last_bookmark = time.monotonic()
+                opened_silent = fake.silent  # silence hits the watches open when it began
+                while time.monotonic() < deadline:
+                    with fake.cond:
+                        if fake.closed:
+                            return
+                        if fake.generation != generation:
+                            self.close_connection = True
+                            return  # dropped mid-stream: no terminating chunk
+                        silent = fake.silent and not opened_silent
+                        events = [e for e in resource.history if e[0] > sent]
+                        if not events:
+                            fake.cond.wait(0.1)
+                    if silent:
+                        time.sleep(0.05)  # a connection that stays open and says nothing
+                        continue
+                    for version, kind, obj in events:
+                        self._chunk({"type": kind, "object": obj})
+                        sent = version
+                    interval = fake.bookmark_interval
+                    if bookmarks and interval and time.monotonic() - last_bookmark > interval:
+                        with fake.cond:
+                            current = fake.version
+                        self._chunk(
+                            {
+                                "type": "BOOKMARK",
+                                "object": {
+                                    "kind": resource.info.kind,
+                                    "apiVersion": f"{resource.info.api_group}/v1",
+                                    "metadata": {"resourceVersion": str(current)},
+                                },
+                            }
+                        )
+                        sent = max(sent, current)
+                        last_bookmark = time.monotonic()
+                self.wfile.write(b"0\r\n\r\n")
+
+        return Handler
+
+    def _route(self, parts: list[str]) -> tuple[Resource, str, str | None] | None:
+        """(resource, namespace, name) for a collection or object path."""
+        if parts[:2] == ["api", "v1"]:
+            group, version, rest = "", "v1", parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) >= 4:
+            group, version, rest = parts[1], parts[2], parts[3:]
+            if version not in self.groups.get(group, []):
+                return None
+        else:
+            return None
+        namespace = ""
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        if not rest or len(rest) > 2:
+            return None
+        resource = self.resources.get((group, rest[0]))
+        if resource is None:
+            return None
+        return resource, namespace, rest[1] if len(rest) == 2 else None
+
+
+@contextmanager
+def fake_apiserver(**kwargs: Any) -> Iterator[FakeAPIServer]:
+    server = FakeAPIServer(**kwargs).start()
+    try:
+        yield server
+    finally:
+        server.close()

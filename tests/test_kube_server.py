@@ -1,0 +1,216 @@
+"""`serve --kubeconfig` and `audit --kubeconfig` against the list/watch fake, end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from builders import review, snapshot_class, volume_snapshot
+from fakeapi import FakeAPIServer, fake_apiserver
+from serving import JSON_HEADERS, ROOT, Server, running_server
+
+WATCH_FLAGS = (
+    "--watch-read-timeout-seconds",
+    "2",
+    "--discovery-interval-seconds",
+    "0.5",
+    "--audit-interval-seconds",
+    "0.5",
+    "--reservation-ttl-seconds",
+    "10",
+)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAPIServer]:
+    with fake_apiserver() as api:
+        api.put(snapshot_class("ebs-snapclass", default="true"))
+        yield api
+
+
+@pytest.fixture
+def server(fake: FakeAPIServer, tmp_path: Path) -> Iterator[Server]:
+    kubeconfig = fake.kubeconfig(tmp_path / "kubeconfig")
+    with running_server(tmp_path, "--kubeconfig", str(kubeconfig), *WATCH_FLAGS) as running:
+        with running.client() as http:
+            deadline = 100
+            while http.get("/readyz").status_code != 200 and deadline:
+                deadline -= 1
+                threading.Event().wait(0.1)
+        yield running
+
+
+def send_all(server: Server, bodies: list[dict]) -> list[dict]:
+    """POST every body at the same moment, one connection each."""
+    barrier = threading.Barrier(len(bodies))
+    answers: list[dict] = [{}] * len(bodies)
+
+    def send(n: int) -> None:
+        with server.client() as http:
+            payload = json.dumps(bodies[n])
+            barrier.wait(timeout=10)
+            answers[n] = http.post("/validate", content=payload, headers=JSON_HEADERS).json()[
+                "response"
+            ]
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(len(bodies))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return answers
+
+
+def test_not_ready_until_every_kind_is_listed(fake: FakeAPIServer, tmp_path: Path) -> None:
+    fake.lists_open.clear()
+    kubeconfig = fake.kubeconfig(tmp_path / "kubeconfig")
+    with (
+        running_server(tmp_path, "--kubeconfig", str(kubeconfig), *WATCH_FLAGS) as running,
+        running.client() as http,
+    ):
+        waiting = http.get("/readyz")
+        assert waiting.status_code == 503
+        assert any("initial list of" in p for p in waiting.json()["problems"])
+        fake.lists_open.set()
+        for _ in range(100):
+            if http.get("/readyz").status_code == 200:
+                break
+            threading.Event().wait(0.1)
+        assert http.get("/readyz").json() == {"ready": True, "problems": []}
+
+
+def test_concurrent_defaults_for_one_driver_admit_exactly_one(server: Server) -> None:
+    driver = "race.csi.example.com"
+    bodies = [
+        review(snapshot_class(f"race-{n}", driver=driver, default="true"), uid=f"u{n}")
+        for n in range(16)
+    ]
+    answers = send_all(server, bodies)
+    assert sum(a["allowed"] for a in answers) == 1
+    denied = [a for a in answers if not a["allowed"]]
+    assert all("class.default.unique" in a["status"]["message"] for a in denied)
+    assert all("a pending claim" in a["status"]["message"] for a in denied)
+
+
+def test_concurrent_snapshots_claiming_one_content_admit_exactly_one(server: Server) -> None:
+    bodies = [
+        review(volume_snapshot(f"claim-{n}", content="snapcontent-contested"), uid=f"s{n}")
+        for n in range(12)
+    ]
+    answers = send_all(server, bodies)
+    assert sum(a["allowed"] for a in answers) == 1
+
+
+def test_dry_runs_never_reserve(server: Server) -> None:
+    driver = "dry.csi.example.com"
+    dry = [
+        review(snapshot_class(f"dry-{n}", driver=driver, default="true"), dry_run=True, uid=f"d{n}")
+        for n in range(6)
+    ]
+    assert all(a["allowed"] for a in send_all(server, dry))
+    real = send_all(server, [review(snapshot_class("dry-real", driver=driver, default="true"))])
+    assert real[0]["allowed"]
+
+
+def test_verdicts_follow_the_cluster_and_metrics_show_the_watches(
+    fake: FakeAPIServer, server: Server
+) -> None:
+    body = review(snapshot_class("ebs-snapclass-fast", default="true"), dry_run=True)
+    with server.client() as http:
+
+        def allowed() -> bool:
+            return bool(
+                http.post("/validate", content=json.dumps(body), headers=JSON_HEADERS).json()[
+                    "response"
+                ]["allowed"]
+            )
+
+        assert not allowed()
+        fake.delete(snapshot_class("ebs-snapclass"))
+        for _ in range(100):
+            if allowed():
+                break
+            threading.Event().wait(0.05)
+        assert allowed()
+        fake.put(snapshot_class("a", driver="audit.csi.example.com", default="true"))
+        fake.put(snapshot_class("b", driver="audit.csi.example.com", default="true"))
+        text = ""
+        for _ in range(100):
+            text = http.get("/metrics").text
+            if 'snapshot_webhook_audit_violations{rule="class.default.unique"} 2.0' in text:
+                break
+            threading.Event().wait(0.1)
+        assert 'snapshot_webhook_audit_violations{rule="class.default.unique"} 2.0' in text
+        assert 'snapshot_webhook_relists_total{kind="VolumeSnapshotClass"}' in text
+        assert 'snapshot_webhook_watch_seconds_since_last_event{kind="VolumeSnapshotClass"}' in text
+
+
+def test_audit_against_the_cluster(fake: FakeAPIServer, tmp_path: Path) -> None:
+    fake.put(snapshot_class("ebs-snapclass-fast", default="true"))
+    kubeconfig = fake.kubeconfig(tmp_path / "kubeconfig")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "webhook",
+            "audit",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    found = json.loads(result.stdout)
+    assert sorted(f["object"] for f in found) == ["ebs-snapclass", "ebs-snapclass-fast"]
+    assert {f["rule"] for f in found} == {"class.default.unique"}
+    assert "audit found 2 problems" in result.stderr
+    clean = fake.put(snapshot_class("ebs-snapclass-fast", default="false"))
+    assert clean["metadata"]["resourceVersion"]
+    again = subprocess.run(
+        [sys.executable, "-m", "webhook", "audit", "--kubeconfig", str(kubeconfig)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 0 and again.stdout == ""
+
+
+def test_audit_without_a_reachable_cluster_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text("not: [a kubeconfig")
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook", "audit", "--kubeconfig", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_state_and_kube_together_are_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook", "serve", "--kube", "--state", "x.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "cannot be combined with --kube" in result.stderr
