@@ -21,6 +21,19 @@ START_TIMEOUT = 30.0
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
+def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    """`snapshot-webhook ARGS...` as a user runs it, from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "webhook", *args],
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -5,33 +5,22 @@ from __future__ import annotations
 import base64
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 from cryptography import x509
-from serving import ROOT
+from serving import cli
 
 
 def certs(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "webhook",
-            "certs",
-            "--service",
-            "snapshot-webhook",
-            "--namespace",
-            "snapshot-webhook",
-            "--out",
-            str(out),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
+    return cli(
+        "certs",
+        "--service",
+        "snapshot-webhook",
+        "--namespace",
+        "snapshot-webhook",
+        "--out",
+        str(out),
+        *extra,
     )
 
 

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from builders import review, snapshot_class, volume_snapshot
 from conftest import CLUSTER
+from serving import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "check"
-
-
-def run(
-    *args: str, stdin: bytes | None = None, cwd: Path = ROOT
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "webhook", *args],
-        input=stdin.decode() if stdin is not None else None,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=60,
-        check=False,
-    )
 
 
 def write(path: Path, value: object) -> str:
@@ -44,7 +29,7 @@ def test_review_answers_in_the_request_api_version_with_its_uid(tmp_path: Path) 
         uid="uid-v1beta1",
         api_version="admission.k8s.io/v1beta1",
     )
-    result = run(
+    result = cli(
         "review",
         "--state",
         str(CLUSTER),
@@ -64,7 +49,7 @@ def test_review_answers_in_the_request_api_version_with_its_uid(tmp_path: Path) 
 
 def test_review_reads_stdin_and_exits_zero_when_allowed() -> None:
     body = json.dumps(review(volume_snapshot("s", pvc="postgres-data", cls="ebs-snapclass")))
-    result = run("review", "--state", str(CLUSTER), "-", stdin=body.encode())
+    result = cli("review", "--state", str(CLUSTER), "-", stdin=body.encode())
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["response"]["allowed"] is True
 
@@ -76,7 +61,7 @@ def test_review_applies_admitted_requests_in_order_but_not_dry_runs(tmp_path: Pa
     second = review(snapshot_class("b", driver="hostpath.csi.k8s.io", default="true"), uid="2")
     third = review(snapshot_class("c", driver="hostpath.csi.k8s.io", default="true"), uid="3")
     lines = "\n".join(json.dumps(x) for x in (first, second, third))
-    result = run("review", "-", stdin=lines.encode())
+    result = cli("review", "-", stdin=lines.encode())
     verdicts = [json.loads(line)["response"] for line in result.stdout.splitlines()]
     assert [v["allowed"] for v in verdicts] == [True, True, False]
     assert '"b" is already the default' in verdicts[2]["status"]["message"]
@@ -86,7 +71,7 @@ def test_review_applies_admitted_requests_in_order_but_not_dry_runs(tmp_path: Pa
 def test_review_of_an_unreadable_object_answers_400_and_exits_2(tmp_path: Path) -> None:
     body = review(volume_snapshot("s", pvc="postgres-data"))
     body["request"]["object"]["spec"]["source"] = "postgres-data"
-    result = run("review", write(tmp_path / "r.json", body))
+    result = cli("review", write(tmp_path / "r.json", body))
     assert result.returncode == 2
     status = json.loads(result.stdout)["response"]["status"]
     assert status["code"] == 400
@@ -113,7 +98,7 @@ def test_review_bad_input_exits_2_naming_file_and_reason(
 ) -> None:
     path = tmp_path / "bad.json"
     path.write_bytes(content)
-    result = run("review", str(path))
+    result = cli("review", str(path))
     assert result.returncode == 2
     assert str(path) in result.stderr
     assert needle in result.stderr
@@ -121,7 +106,7 @@ def test_review_bad_input_exits_2_naming_file_and_reason(
 
 
 def test_review_missing_file_exits_2() -> None:
-    result = run("review", "does-not-exist.json")
+    result = cli("review", "does-not-exist.json")
     assert result.returncode == 2
     assert "does-not-exist.json: cannot read" in result.stderr
 
@@ -130,7 +115,7 @@ def test_review_missing_file_exits_2() -> None:
 
 
 def test_check_on_the_shipped_examples_fires_every_rule_family() -> None:
-    result = run("check", "--state", "examples/check/cluster", "examples/check/manifests")
+    result = cli("check", "--state", "examples/check/cluster", "examples/check/manifests")
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
     fired = {line.split(" ")[3].rstrip(":") for line in lines}
@@ -177,7 +162,7 @@ kind: Deployment
 metadata: {name: not-ours}
 """
     )
-    result = run("check", "--state", str(CLUSTER), str(manifest))
+    result = cli("check", "--state", str(CLUSTER), str(manifest))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
     assert "2 allowed, 0 denied" in result.stderr
@@ -190,7 +175,7 @@ def test_check_reads_lists_and_treats_a_repeated_object_as_update(tmp_path: Path
         snapshot_class("x", deletion_policy="Delete"),
     ]
     path = write(tmp_path / "list.json", {"apiVersion": "v1", "kind": "List", "items": items})
-    result = run("check", path)
+    result = cli("check", path)
     assert result.returncode == 1
     assert result.stdout.strip() == (
         f"{path}:1.2 VolumeSnapshotClass x class.deletion-policy.immutable: deletionPolicy is "
@@ -205,7 +190,7 @@ kind: VolumeSnapshot
 metadata: {name: s}
 spec: {source: {persistentVolumeClaimName: ""}}
 """
-    result = run("check", "-", stdin=manifest)
+    result = cli("check", "-", stdin=manifest)
     assert result.returncode == 1
     assert result.stdout.startswith("<stdin>:1 VolumeSnapshot default/s snapshot.source.one-of:")
 
@@ -220,7 +205,7 @@ spec: {source: {persistentVolumeClaimName: ""}}
 def test_check_unreadable_manifest_exits_2(tmp_path: Path, content: str, needle: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(content)
-    result = run("check", str(path))
+    result = cli("check", str(path))
     assert result.returncode == 2
     assert f"{path}" in result.stderr and needle in result.stderr
 
@@ -231,7 +216,7 @@ def test_check_object_of_wrong_shape_exits_2_naming_the_field(tmp_path: Path) ->
         "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshotClass\n"
         "metadata: {name: c}\ndriver: 5\ndeletionPolicy: Delete\n"
     )
-    result = run("check", str(path))
+    result = cli("check", str(path))
     assert result.returncode == 2
     assert "VolumeSnapshotClass c error: request.object.driver must be a string, got 5" in (
         result.stdout
@@ -241,13 +226,13 @@ def test_check_object_of_wrong_shape_exits_2_naming_the_field(tmp_path: Path) ->
 def test_unreadable_state_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "state.yaml"
     path.write_text("apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: pv}\nspec: 1\n")
-    result = run("check", "--state", str(path), str(EXAMPLES / "manifests"))
+    result = cli("check", "--state", str(path), str(EXAMPLES / "manifests"))
     assert result.returncode == 2
     assert f"{path}:1: PersistentVolume: object.spec must be an object, got 1" in result.stderr
 
 
 def test_unknown_rule_override_exits_2_listing_valid_ids() -> None:
-    result = run("check", "--rule", "snapshot.nope=off", str(EXAMPLES / "manifests"))
+    result = cli("check", "--rule", "snapshot.nope=off", str(EXAMPLES / "manifests"))
     assert result.returncode == 2
     assert "unknown rule id 'snapshot.nope'" in result.stderr
     assert "snapshot.source.one-of" in result.stderr
@@ -261,8 +246,8 @@ def test_rule_override_changes_the_exit_code(tmp_path: Path) -> None:
         "    snapshot.storage.kubernetes.io/is-default-class: 'true'\n"
         "driver: ebs.csi.aws.com\ndeletionPolicy: Delete\n"
     )
-    assert run("check", "--state", str(CLUSTER), str(path)).returncode == 1
-    relaxed = run(
+    assert cli("check", "--state", str(CLUSTER), str(path)).returncode == 1
+    relaxed = cli(
         "check", "--state", str(CLUSTER), "--rule", "class.default.unique=warn", str(path)
     )
     assert relaxed.returncode == 0
@@ -270,7 +255,7 @@ def test_rule_override_changes_the_exit_code(tmp_path: Path) -> None:
 
 
 def test_console_entry_point_matches_module() -> None:
-    result = run("--help")
+    result = cli("--help")
     assert result.returncode == 0
     for command in ("review", "check", "rules", "schemas"):
         assert command in result.stdout

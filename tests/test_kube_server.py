@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +10,7 @@ from pathlib import Path
 import pytest
 from builders import review, snapshot_class, volume_snapshot
 from fakeapi import FakeAPIServer, fake_apiserver
-from serving import JSON_HEADERS, ROOT, Server, running_server
+from serving import JSON_HEADERS, Server, cli, running_server
 
 WATCH_FLAGS = (
     "--watch-read-timeout-seconds",
@@ -153,23 +151,7 @@ def test_verdicts_follow_the_cluster_and_metrics_show_the_watches(
 def test_audit_against_the_cluster(fake: FakeAPIServer, tmp_path: Path) -> None:
     fake.put(snapshot_class("ebs-snapclass-fast", default="true"))
     kubeconfig = fake.kubeconfig(tmp_path / "kubeconfig")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "webhook",
-            "audit",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    result = cli("audit", "--kubeconfig", str(kubeconfig), "--output", "json")
     assert result.returncode == 1, result.stderr
     found = json.loads(result.stdout)
     assert sorted(f["object"] for f in found) == ["ebs-snapclass", "ebs-snapclass-fast"]
@@ -177,40 +159,19 @@ def test_audit_against_the_cluster(fake: FakeAPIServer, tmp_path: Path) -> None:
     assert "audit found 2 problems" in result.stderr
     clean = fake.put(snapshot_class("ebs-snapclass-fast", default="false"))
     assert clean["metadata"]["resourceVersion"]
-    again = subprocess.run(
-        [sys.executable, "-m", "webhook", "audit", "--kubeconfig", str(kubeconfig)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    again = cli("audit", "--kubeconfig", str(kubeconfig))
     assert again.returncode == 0 and again.stdout == ""
 
 
 def test_audit_without_a_reachable_cluster_exits_2(tmp_path: Path) -> None:
     config = tmp_path / "kubeconfig"
     config.write_text("not: [a kubeconfig")
-    result = subprocess.run(
-        [sys.executable, "-m", "webhook", "audit", "--kubeconfig", str(config)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    result = cli("audit", "--kubeconfig", str(config))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
 
 
 def test_state_and_kube_together_are_refused() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "webhook", "serve", "--kube", "--state", "x.yaml"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    result = cli("serve", "--kube", "--state", "x.yaml")
     assert result.returncode == 2
     assert "cannot be combined with --kube" in result.stderr

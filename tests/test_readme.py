@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
+
+from serving import cli
 
 from webhook.catalog_doc import rule_table
 from webhook.rules import CATALOG
@@ -37,25 +37,11 @@ def test_quick_start_has_exactly_two_commands() -> None:
 
 
 def test_worked_check_example_matches_real_output() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "webhook",
-            "check",
-            "--state",
-            "examples/check/cluster",
-            "examples/check/manifests",
-        ],  # args[3:] follow the command name in the README
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    args = ["check", "--state", "examples/check/cluster", "examples/check/manifests"]
+    result = cli(*args)
     assert result.returncode == 1
     shown = between("check-example:begin", "check-example:end").splitlines()
-    assert shown[1].removeprefix("$ snapshot-webhook ").split() == result.args[3:]
+    assert shown[1].removeprefix("$ snapshot-webhook ").split() == args
     assert shown[2:] == [
         *result.stdout.splitlines(),
         result.stderr.strip(),

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import httpx
 import pytest
 import yaml
 from builders import review, snapshot_class
-from serving import JSON_HEADERS, ROOT, Server, running_server
+from serving import JSON_HEADERS, ROOT, Server, cli, running_server
 
 MAX_BODY = 65536
 REVIEWS = sorted((ROOT / "examples" / "reviews").glob("*.json"))
@@ -164,14 +162,7 @@ def test_shipped_examples_give_their_documented_verdicts(tmp_path: Path) -> None
 
 
 def test_review_command_agrees_with_the_server_on_the_examples() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "webhook", "review", *map(str, REVIEWS)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    result = cli("review", *map(str, REVIEWS))
     verdicts = [json.loads(line)["response"]["allowed"] for line in result.stdout.splitlines()]
     assert verdicts == [EXPECTED[p.stem]["allowed"] for p in REVIEWS]
 
@@ -186,14 +177,7 @@ def test_review_command_agrees_with_the_server_on_the_examples() -> None:
     ],
 )
 def test_bad_flags_fail_at_start_naming_them(args: list[str], needle: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "webhook", "serve", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    result = cli("serve", *args)
     assert result.returncode == 2
     assert needle in result.stderr
 
