@@ -218,6 +218,38 @@ def group_content(
     }
 
 
+def claim(
+    name: str,
+    namespace: str = "shop",
+    *,
+    snapshot: str | None = None,
+    via: str = "dataSource",
+    snapshot_namespace: str | None = None,
+    storage: str | int = "100Gi",
+    storage_class: str | None = "gp3",
+    volume_mode: str | None = None,
+    **meta_args: Any,
+) -> Obj:
+    """A PersistentVolumeClaim, restored from `snapshot` when one is named."""
+    spec: Obj = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": storage}},
+        "storageClassName": storage_class,
+        "volumeMode": volume_mode,
+    }
+    if snapshot is not None:
+        source = {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": snapshot}
+        if snapshot_namespace is not None:
+            source["namespace"] = snapshot_namespace
+        spec[via] = source
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": meta(name, namespace, **meta_args),
+        "spec": _prune(spec),
+    }
+
+
 def changed(obj: Obj, **updates: Any) -> Obj:
     """A deep copy with dotted paths set (`"spec.driver": "x"`); None removes the key."""
     result = copy.deepcopy(obj)

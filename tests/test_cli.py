@@ -127,12 +127,13 @@ def test_check_on_the_shipped_examples_fires_every_rule_family() -> None:
         "group-class",
         "group-snapshot",
         "group-content",
+        "restore",
     }
     assert (
         "examples/check/manifests/01-classes.yaml:1 VolumeSnapshotClass ebs-snapclass-fast "
         "class.default.unique: " in result.stdout
     )
-    assert "checked 18 snapshot objects: 6 allowed, 12 denied" in result.stderr
+    assert "checked 21 objects: 8 allowed, 13 denied" in result.stderr
 
 
 def test_check_clean_manifests_exit_zero_and_later_objects_see_earlier_ones(
@@ -165,7 +166,7 @@ metadata: {name: not-ours}
     result = cli("check", "--state", str(CLUSTER), str(manifest))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
-    assert "2 allowed, 0 denied" in result.stderr
+    assert "checked 2 objects: 2 allowed, 0 denied" in result.stderr
     assert "1 objects of other kinds skipped" in result.stderr
 
 

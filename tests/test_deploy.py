@@ -99,7 +99,9 @@ def test_webhook_covers_the_six_kinds_as_the_server_expects(base: list[dict[str,
         assert ref["path"] in ADMISSION_PATHS
         assert ref["port"] == service["spec"]["ports"][0]["port"]
         for group, resource, rule in rules_of(hook, "rules"):
-            assert rule["operations"] == ["CREATE", "UPDATE"]
+            claims = resource == "persistentvolumeclaims"
+            assert rule["operations"] == (["CREATE"] if claims else ["CREATE", "UPDATE"])
+            assert ("matchConditions" in hook) is claims
             covered.add((group, resource))
     assert covered == {(i.api_group, i.plural) for i in KINDS if i.reviewed}
 
@@ -164,3 +166,80 @@ def test_dockerfile_runs_the_console_script_as_non_root() -> None:
     assert "USER 65532" in text
     assert "EXPOSE 8443" in text
     assert text.startswith("# ") and "FROM python:3.11-slim" in text
+
+
+def claim(**spec: object) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "restored", "namespace": "shop"},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "gp3",
+            "resources": {"requests": {"storage": "100Gi"}},
+            **spec,
+        },
+    }
+
+
+SNAPSHOT = {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": "s"}
+CLAIMS = [
+    ("restore through dataSource", claim(dataSource=SNAPSHOT), True),
+    ("restore through dataSourceRef", claim(dataSourceRef={**SNAPSHOT, "namespace": "x"}), True),
+    (
+        "both set, as the apiserver fills them",
+        claim(dataSource=SNAPSHOT, dataSourceRef=SNAPSHOT),
+        True,
+    ),
+    ("an empty claim", claim(), False),
+    (
+        "a clone of another claim",
+        claim(dataSource={"kind": "PersistentVolumeClaim", "name": "postgres-data"}),
+        False,
+    ),
+    (
+        "a volume populator",
+        claim(
+            dataSourceRef={
+                "apiGroup": "populator.example.com",
+                "kind": "VolumeSnapshot",
+                "name": "s",
+            }
+        ),
+        False,
+    ),
+    (
+        "a snapshot kind of another group",
+        claim(dataSource={"apiGroup": "other.example.com", "kind": "VolumeSnapshot", "name": "s"}),
+        False,
+    ),
+    (
+        "dataSourceRef to a populator wins over a snapshot dataSource",
+        claim(
+            dataSource=SNAPSHOT,
+            dataSourceRef={"apiGroup": "populator.example.com", "kind": "Sample", "name": "s"},
+        ),
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(("obj", "selected"), [c[1:] for c in CLAIMS], ids=[c[0] for c in CLAIMS])
+def test_match_conditions_are_valid_cel_selecting_exactly_restores(
+    base: list[dict[str, Any]], obj: dict[str, Any], selected: bool
+) -> None:
+    import celpy
+
+    from webhook.objects import PersistentVolumeClaim
+    from webhook.records import snapshot_source
+
+    (hook,) = [
+        h for h in one(base, "ValidatingWebhookConfiguration")["webhooks"] if "matchConditions" in h
+    ]
+    environment = celpy.Environment()
+    for condition in hook["matchConditions"]:
+        program = environment.program(environment.compile(condition["expression"]))
+        result = program.evaluate({"object": celpy.json_to_cel(obj)})
+        assert bool(result) is selected
+    # The webhook itself agrees on what a restore is.
+    assert (snapshot_source(PersistentVolumeClaim.model_validate(obj)) is not None) is selected

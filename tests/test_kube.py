@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from builders import (
     assert_outcome,
+    claim,
     review,
     snapshot_class,
     snapshot_content,
@@ -260,3 +261,28 @@ def test_reservation_expires_when_the_write_never_lands(tmp_path: Path) -> None:
     now[0] = 31.0
     assert reservations.expire() == 0
     assert reservations.index.family(kinds.VOLUME).snapshot_class("ebs-snapclass") is None
+
+
+def test_live_get_follows_a_restore_to_its_snapshot_and_content(cluster: Cluster) -> None:
+    content = "snapcontent-fresh"
+    snap = volume_snapshot("fresh", pvc="postgres-data", cls="ebs-snapclass", bound=content)
+    snap["status"] = {
+        "boundVolumeSnapshotContentName": content,
+        "readyToUse": True,
+        "restoreSize": "10Gi",
+    }
+    cluster.fake.put(snap, emit=False)
+    cluster.fake.put(
+        snapshot_content(
+            content,
+            volume_handle="vol-1",
+            snapshot_handle=None,
+            ref=("shop", "fresh"),
+            mode="Block",
+        ),
+        emit=False,
+    )
+    verdict = cluster.judge(review(claim("restored", snapshot="fresh", storage="5Gi")))
+    assert_outcome(verdict, {"restore.size", "restore.volume-mode"})
+    assert ("VolumeSnapshot", "found") in cluster.lookups
+    assert ("VolumeSnapshotContent", "found") in cluster.lookups

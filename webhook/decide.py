@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from webhook import kinds, objects
 from webhook.admission import AdmissionRequest, Verdict, allowed, denied, describe, errored
 from webhook.kinds import KindInfo, Role
-from webhook.records import to_record
+from webhook.records import Record, claim_under_review, snapshot_source, to_record
 from webhook.rules import Policy, rules_for
 from webhook.rules.base import CrossContext, Finding, Mode, Operation, Problem, Rule, Stage
 from webhook.state.view import StateView
@@ -87,7 +87,8 @@ def read_subject(request: AdmissionRequest) -> Subject | Verdict:
         return errored(
             400,
             f"request.kind {gvk.group}/{gvk.version} {gvk.kind} is not handled by this webhook; "
-            "it admits the snapshot.storage.k8s.io and groupsnapshot.storage.k8s.io kinds only",
+            "it admits the snapshot.storage.k8s.io and groupsnapshot.storage.k8s.io kinds, and "
+            "PersistentVolumeClaims",
         )
     if request.operation not in Operation.__members__:
         return errored(
@@ -96,6 +97,8 @@ def read_subject(request: AdmissionRequest) -> Subject | Verdict:
             "CONNECT",
         )
     operation = Operation(request.operation)
+    if info.role is Role.PVC and operation is Operation.UPDATE:
+        return allowed()  # claims are judged once, when created
     try:
         new = parse_object(info, request.object, "request.object")
         old = None
@@ -105,7 +108,16 @@ def read_subject(request: AdmissionRequest) -> Subject | Verdict:
         return errored(400, str(err))
     if old is not None and unchanged(info, old, new):
         return allowed()
+    if isinstance(new, objects.PersistentVolumeClaim) and snapshot_source(new) is None:
+        return allowed()  # a claim that restores no snapshot: nothing to check
     return Subject(info, operation, new, old)
+
+
+def subject_record(info: KindInfo, obj: objects.KubeObject) -> Record:
+    """The record rules see for an object under review (claims carry their restore)."""
+    if isinstance(obj, objects.PersistentVolumeClaim):
+        return claim_under_review(obj)
+    return to_record(info, obj)
 
 
 def judge(subject: Subject, state: StateView, policy: Policy) -> Verdict:
@@ -133,7 +145,7 @@ def evaluate(
     policy: Policy,
 ) -> Iterator[Finding]:
     """Every finding of every rule for this object, with ratcheting applied."""
-    family = info.family
+    family = info.rules_family
     assert family is not None
     transition = rules_for(family, info.role, Stage.TRANSITION) if old is not None else ()
     for rule in transition:
@@ -142,8 +154,8 @@ def evaluate(
     ratcheted = rules_for(family, info.role, Stage.OBJECT)
     if not new.deleting:
         ratcheted += rules_for(family, info.role, Stage.CROSS)
-    record = to_record(info, new)
-    old_record = to_record(info, old) if old is not None else None
+    record = subject_record(info, new)
+    old_record = subject_record(info, old) if old is not None else None
     view = state.family(family)
 
     def problems(rule: Rule[Any], subject: objects.KubeObject, op: Operation) -> Iterable[Problem]:

@@ -109,8 +109,13 @@ class KindInfo:
 
     @property
     def reviewed(self) -> bool:
-        """True for the six snapshot kinds this webhook admits."""
-        return self.family is not None
+        """True for the kinds this webhook admits: the six snapshot kinds, and claims."""
+        return self.family is not None or self.role is Role.PVC
+
+    @property
+    def rules_family(self) -> Family | None:
+        """The family whose rules judge this kind (claims restore single-volume snapshots)."""
+        return VOLUME if self.role is Role.PVC else self.family
 
 
 _SNAPSHOT_VERSIONS = ("v1", "v1beta1")

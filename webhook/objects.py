@@ -192,9 +192,26 @@ class VolumeGroupSnapshotClass(KubeObject):
 # --- core objects read as state only ----------------------------------------
 
 
+class TypedObjectReference(Model):
+    """`spec.dataSource` (no namespace) or `spec.dataSourceRef` of a claim."""
+
+    api_group: str | None = None
+    kind: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+
+
+class VolumeResourceRequirements(Model):
+    requests: dict[str, str | int | float] | None = None
+
+
 class PersistentVolumeClaimSpec(Model):
     storage_class_name: str | None = None
     volume_name: str | None = None
+    volume_mode: str | None = None
+    data_source: TypedObjectReference | None = None
+    data_source_ref: TypedObjectReference | None = None
+    resources: VolumeResourceRequirements | None = None
 
 
 class PersistentVolumeClaim(KubeObject):

@@ -160,7 +160,7 @@ def run_check(
                 denied_count += 1
                 status = max(status, EXIT_DENIED)
     print(
-        f"checked {checked} snapshot objects: {checked - denied_count - unreadable} allowed, "
+        f"checked {checked} objects: {checked - denied_count - unreadable} allowed, "
         f"{denied_count} denied, {unreadable} unreadable, {warnings} warnings; "
         f"{skipped} objects of other kinds skipped",
         file=sys.stderr,

@@ -90,10 +90,24 @@ class ContentRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotSource:
+    """The VolumeSnapshot a claim is restored from, and where that was written."""
+
+    namespace: str
+    name: str
+    path: str  # spec.dataSourceRef or spec.dataSource
+    cross_namespace: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimRecord:
     id: Identity
     storage_class_name: str | None
     volume_name: str | None
+    # Read only for a claim under review (restore rules); stored claims leave them unset.
+    restore_from: SnapshotSource | None = None
+    requested_storage: str | int | float | None = None
+    volume_mode: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +201,37 @@ def _class(obj: objects.KubeObject, family: Family) -> ClassRecord:
         deleting=obj.deleting,
         driver=obj.driver,
         default_value=obj.metadata.annotation(family.default_annotation),
+    )
+
+
+SNAPSHOT_API_GROUP = "snapshot.storage.k8s.io"
+
+
+def snapshot_source(claim: objects.PersistentVolumeClaim) -> SnapshotSource | None:
+    """The VolumeSnapshot a claim restores, from dataSourceRef (or else dataSource)."""
+    spec = claim.spec
+    if spec is None:
+        return None
+    ref, path = spec.data_source_ref, "spec.dataSourceRef"
+    if ref is None:
+        ref, path = spec.data_source, "spec.dataSource"
+    if ref is None or ref.api_group != SNAPSHOT_API_GROUP or ref.kind != "VolumeSnapshot":
+        return None
+    namespace = (ref.namespace if path == "spec.dataSourceRef" else None) or claim.namespace
+    return SnapshotSource(namespace, ref.name or "", path, namespace != claim.namespace)
+
+
+def claim_under_review(claim: objects.PersistentVolumeClaim) -> ClaimRecord:
+    """A claim's record with what the restore rules read."""
+    spec = claim.spec
+    requests = spec.resources.requests if spec and spec.resources else None
+    return ClaimRecord(
+        identity(claim),
+        spec.storage_class_name if spec else None,
+        spec.volume_name if spec else None,
+        restore_from=snapshot_source(claim),
+        requested_storage=(requests or {}).get("storage"),
+        volume_mode=spec.volume_mode if spec else None,
     )
 
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 from webhook import kinds
 from webhook.admission import AdmissionRequest, Review, Verdict, errored
-from webhook.decide import Subject, judge, read_subject
+from webhook.decide import Subject, judge, read_subject, subject_record
 from webhook.kinds import KindInfo, Role
-from webhook.records import ClaimRecord, ContentRecord, Record, SnapshotRecord, to_record
+from webhook.records import ClaimRecord, ContentRecord, Record, SnapshotRecord
 from webhook.rules import Policy
 from webhook.state.fixtures import apply_admitted
 from webhook.state.index import StateIndex
@@ -44,9 +44,9 @@ _SC = kinds.by_group_kind("storage.k8s.io", "StorageClass")
 
 def references(subject: Subject) -> Iterator[Reference]:
     """Objects the cross-object rules will look up for this subject."""
-    info, family = subject.info, subject.info.family
+    info, family = subject.info, subject.info.rules_family
     assert family is not None
-    record = to_record(info, subject.new)
+    record = subject_record(info, subject.new)
     class_info = kinds.for_role(family, Role.CLASS)
     if isinstance(record, SnapshotRecord):
         if record.class_name:
@@ -60,13 +60,23 @@ def references(subject: Subject) -> Iterator[Reference]:
             yield class_info, "", record.class_name
         if record.ref_key is not None:
             yield kinds.for_role(family, Role.SNAPSHOT), *record.ref_key
+    elif isinstance(record, ClaimRecord) and record.restore_from is not None:
+        source = record.restore_from
+        yield kinds.for_role(family, Role.SNAPSHOT), source.namespace, source.name
+        if record.storage_class_name and _SC is not None:
+            yield _SC, "", record.storage_class_name
 
 
-def claim_references(claim: ClaimRecord) -> Iterator[Reference]:
-    if claim.volume_name and _PV is not None:
-        yield _PV, "", claim.volume_name
-    elif claim.storage_class_name and _SC is not None:
-        yield _SC, "", claim.storage_class_name
+def followed(info: KindInfo, record: Record) -> Iterator[Reference]:
+    """Objects a fetched object leads the rules to: a claim's volume or class, a
+    snapshot's bound content."""
+    if isinstance(record, ClaimRecord):
+        if record.volume_name and _PV is not None:
+            yield _PV, "", record.volume_name
+        elif record.storage_class_name and _SC is not None:
+            yield _SC, "", record.storage_class_name
+    elif isinstance(record, SnapshotRecord) and record.bound_content_name and info.family:
+        yield kinds.for_role(info.family, Role.CONTENT), "", record.bound_content_name
 
 
 @dataclass
@@ -98,10 +108,15 @@ class Webhook:
             return self._admitted(review.request, None, subject)
         view = self.view()
         if self.live_get is not None:
-            missing = [ref for ref in references(subject) if not self._present(view, ref)]
-            if missing:
-                extras = await asyncio.to_thread(self._fetch, view, missing)
-                view = LayeredState(view, extras)
+            try:
+                missing = [ref for ref in references(subject) if not self._present(view, ref)]
+                if missing:
+                    extras = await asyncio.to_thread(self._fetch, view, missing)
+                    view = LayeredState(view, extras)
+            except Exception:  # judge from the watched state alone rather than fail
+                log.exception(
+                    "looking up objects for %s %s failed", subject.info.kind, subject.new.name
+                )
         return self._judge(review.request, subject, view)
 
     def _subject(self, review: Review) -> Subject | Verdict:
@@ -126,8 +141,8 @@ class Webhook:
             return verdict
         if self.embedded:
             apply_admitted(self.state, request)
-        elif self.reservations is not None and subject is not None:
-            self.reservations.reserve(subject.info, subject.new)
+        elif self.reservations is not None and subject is not None and subject.info.family:
+            self.reservations.reserve(subject.info, subject.new)  # claims hold no unique slot
         return verdict
 
     @staticmethod
@@ -163,6 +178,5 @@ class Webhook:
             if record is None:
                 continue
             extras.put(info, record)
-            if isinstance(record, ClaimRecord):
-                queue += [r for r in claim_references(record) if not self._present(view, r)]
+            queue += [r for r in followed(info, record) if not self._present(view, r)]
         return extras

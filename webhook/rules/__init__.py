@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.kinds import Family, Role
-from webhook.rules import content, snapshot, snapshot_class
+from webhook.rules import content, restore, snapshot, snapshot_class
 from webhook.rules.base import Mode, Rule, Stage
 
 CATALOG: tuple[Rule[Any], ...] = tuple(
     sorted(
-        (*snapshot.RULES, *content.RULES, *snapshot_class.RULES),
+        (*snapshot.RULES, *content.RULES, *snapshot_class.RULES, *restore.RULES),
         key=lambda rule: (
             rule.family.prefix,
             list(Role).index(rule.role),

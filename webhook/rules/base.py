@@ -97,10 +97,13 @@ class Rule(Generic[C]):
             Role.SNAPSHOT: self.family.snapshot_kind,
             Role.CONTENT: self.family.content_kind,
             Role.CLASS: self.family.class_kind,
+            Role.PVC: "PersistentVolumeClaim",
         }[self.role]
 
     @property
     def operations(self) -> str:
+        if self.role is Role.PVC:
+            return "CREATE"
         return "UPDATE" if self.stage is Stage.TRANSITION else "CREATE, UPDATE"
 
 

@@ -66,6 +66,7 @@ class FamilyIndex:
         self._naming: MultiMap[str, NamespacedKey] = MultiMap()  # content -> snapshots
         self._referencing: MultiMap[NamespacedKey, str] = MultiMap()  # snapshot -> contents
         self._defaults: MultiMap[str, str] = MultiMap()  # driver -> default classes
+        self._drivers: Counter[str] = Counter()  # drivers named by classes and contents
 
     # --- FamilyView -------------------------------------------------------
 
@@ -95,6 +96,10 @@ class FamilyIndex:
             names = sorted(self._referencing.get((namespace, name)))
             return tuple(self.contents[n] for n in names)
 
+    def uses_driver(self, driver: str) -> bool:
+        with self._lock:
+            return self._drivers[driver] > 0
+
     # --- writes -----------------------------------------------------------
 
     def put_snapshot(self, record: SnapshotRecord) -> None:
@@ -117,19 +122,23 @@ class FamilyIndex:
         with self._lock:
             self.remove_content(record.id.name)
             self.contents[record.id.name] = record
+            self._count_driver(record.driver, 1)
             if record.ref_key is not None:
                 self._referencing.add(record.ref_key, record.id.name)
 
     def remove_content(self, name: str) -> None:
         with self._lock:
             old = self.contents.pop(name, None)
-            if old is not None and old.ref_key is not None:
-                self._referencing.discard(old.ref_key, name)
+            if old is not None:
+                self._count_driver(old.driver, -1)
+                if old.ref_key is not None:
+                    self._referencing.discard(old.ref_key, name)
 
     def put_class(self, record: ClassRecord) -> None:
         with self._lock:
             self.remove_class(record.id.name)
             self.classes[record.id.name] = record
+            self._count_driver(record.driver, 1)
             if record.default_value == "true" and record.driver is not None:
                 self._defaults.add(record.driver, record.id.name)
 
@@ -137,7 +146,14 @@ class FamilyIndex:
         with self._lock:
             old = self.classes.pop(name, None)
             if old is not None and old.driver is not None:
+                self._count_driver(old.driver, -1)
                 self._defaults.discard(old.driver, name)
+
+    def _count_driver(self, driver: str | None, delta: int) -> None:
+        if driver:
+            self._drivers[driver] += delta
+            if self._drivers[driver] <= 0:
+                del self._drivers[driver]
 
 
 class StateIndex:

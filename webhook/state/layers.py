@@ -72,6 +72,9 @@ class LayeredFamily:
             lambda r: self.upper.content(r.id.name) is not None,
         )
 
+    def uses_driver(self, driver: str) -> bool:
+        return self.upper.uses_driver(driver) or self.lower.uses_driver(driver)
+
 
 class LayeredState:
     """A StateView of `upper` over `lower`."""

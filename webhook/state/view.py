@@ -45,6 +45,10 @@ class FamilyView(Protocol):
         """Contents whose snapshot ref points at namespace/name."""
         ...
 
+    def uses_driver(self, driver: str) -> bool:
+        """True when some class or content names this CSI driver."""
+        ...
+
 
 class VolumeView(Protocol):
     """The core objects that tell which CSI driver a claim belongs to."""
