@@ -135,13 +135,14 @@ def test_rotation_under_load_fails_no_request(rotating: tuple) -> None:
     server, volume, context, (first, second) = rotating
     assert presented_serial(server.port, context) == first[0].serial_number
     with Load(server, context) as load:
-        time.sleep(0.5)
-        volume.publish(second[2], second[3])
-        swapped_at = time.monotonic()
-        while presented_serial(server.port, context) != second[0].serial_number:
-            assert time.monotonic() - swapped_at < ROTATION_DEADLINE, server.log()
-            time.sleep(0.1)
-        time.sleep(0.5)
+        for pair in (second, first, second):  # three swaps while requests flow
+            time.sleep(0.3)
+            volume.publish(pair[2], pair[3])
+            swapped_at = time.monotonic()
+            while presented_serial(server.port, context) != pair[0].serial_number:
+                assert time.monotonic() - swapped_at < ROTATION_DEADLINE, server.log()
+                time.sleep(0.1)
+        time.sleep(0.3)
     assert load.sent > 20
     assert load.failures == []
     server.wait_for_log(lambda r: str(r["message"]).startswith("serving certificate reloaded"))

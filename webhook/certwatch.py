@@ -44,6 +44,14 @@ class CertificateReloader:
 
     def check(self) -> bool:
         """Reload when the files' bytes changed and the new pair is good."""
+        staged = self.prepare()
+        if staged is None:
+            return False
+        self.install(staged)
+        return True
+
+    def prepare(self) -> StagedPair | None:
+        """Read and prove a changed pair, off the event loop; None when nothing to do."""
         try:
             cert, key = self._read()
         except OSError as err:
@@ -53,45 +61,66 @@ class CertificateReloader:
                 self.key_file,
                 err,
             )
-            return False
+            return None
         digest = hashlib.sha256(cert + b"\0" + key).digest()
         if digest == self._digest:
-            return False
+            return None
         self._digest = digest  # a rejected pair is reported once, not on every poll
+        staged = StagedPair(cert, key)
         try:
-            expires = not_after(cert)
-            self._install(cert, key)
+            staged.not_after = not_after(cert)
+            scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            scratch.load_cert_chain(staged.cert_path, staged.key_path)  # raises on a mismatch
         except (ssl.SSLError, ValueError, OSError) as err:
+            staged.discard()
             log.error(
                 "new certificate in %s rejected (%s); keeping the current one", self.cert_file, err
             )
-            return False
-        self.not_after = expires
+            return None
+        return staged
+
+    def install(self, staged: StagedPair) -> None:
+        """Swap the proven pair into the live context.
+
+        Must run on the event loop's thread: loading sets the certificate and
+        then the key, and a handshake in between would pair one with the other.
+        """
+        try:
+            self.context.load_cert_chain(staged.cert_path, staged.key_path)
+        finally:
+            staged.discard()
+        self.not_after = staged.not_after
         self.reloads += 1
         log.info(
             "serving certificate reloaded from %s; valid until %s",
             self.cert_file,
-            expires.isoformat(),
+            staged.not_after.isoformat() if staged.not_after else "unknown",
         )
-        return True
-
-    def _install(self, cert: bytes, key: bytes) -> None:
-        # Load from a private copy of exactly the bytes that were hashed, so a
-        # file replaced mid-load can never mix an old key with a new certificate.
-        with tempfile.TemporaryDirectory(prefix="snapshot-webhook-") as tmp:
-            cert_path, key_path = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
-            for path, data in ((cert_path, cert), (key_path, key)):
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-            scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            scratch.load_cert_chain(cert_path, key_path)  # raises on a mismatched pair
-            self.context.load_cert_chain(cert_path, key_path)
 
     async def watch(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            await asyncio.to_thread(self.check)
+            staged = await asyncio.to_thread(self.prepare)
+            if staged is not None:
+                self.install(staged)
+
+
+class StagedPair:
+    """A private copy of exactly the bytes that were hashed, so a file replaced
+    mid-load can never mix an old key with a new certificate."""
+
+    def __init__(self, cert: bytes, key: bytes) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="snapshot-webhook-")
+        self.cert_path = os.path.join(self._dir.name, "tls.crt")
+        self.key_path = os.path.join(self._dir.name, "tls.key")
+        self.not_after: datetime.datetime | None = None
+        for path, data in ((self.cert_path, cert), (self.key_path, key)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+
+    def discard(self) -> None:
+        self._dir.cleanup()
 
 
 def server_context(
