@@ -18,9 +18,9 @@ Pure: the state is read through narrow views and never changed here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -28,8 +28,8 @@ from webhook import kinds, objects
 from webhook.admission import AdmissionRequest, Verdict, allowed, denied, describe, errored
 from webhook.kinds import KindInfo, Role
 from webhook.records import Record, claim_under_review, snapshot_source, to_record
-from webhook.rules import Policy, rules_for
-from webhook.rules.base import CrossContext, Finding, Mode, Operation, Problem, Rule, Stage
+from webhook.rules import Policy
+from webhook.rules.base import CrossContext, Finding, Operation, Problem, Rule, Stage
 from webhook.state.view import StateView
 
 CLEANUP_OPERATIONS = ("DELETE", "CONNECT")
@@ -143,50 +143,45 @@ def evaluate(
     old: objects.KubeObject | None,
     state: StateView,
     policy: Policy,
-) -> Iterator[Finding]:
+) -> list[Finding]:
     """Every finding of every rule for this object, with ratcheting applied."""
     family = info.rules_family
     assert family is not None
-    transition = rules_for(family, info.role, Stage.TRANSITION) if old is not None else ()
-    for rule in transition:
-        yield from _run(rule, policy, rule.check(family, old, new))
+    findings: list[Finding] = []
+    if old is not None:
+        for rule, deny in policy.active(family, info.role, Stage.TRANSITION):
+            findings += _findings(rule, deny, rule.check(family, old, new))
 
-    ratcheted = rules_for(family, info.role, Stage.OBJECT)
-    if not new.deleting:
-        ratcheted += rules_for(family, info.role, Stage.CROSS)
+    cross = None if new.deleting else policy.active(family, info.role, Stage.CROSS)
+    if not cross and not policy.active(family, info.role, Stage.OBJECT):
+        return findings
     record = subject_record(info, new)
     old_record = subject_record(info, old) if old is not None else None
     view = state.family(family)
+    now = CrossContext(family, operation, record, old_record, view, state)
+    before = None
+    if old_record is not None:
+        before = CrossContext(family, Operation.CREATE, old_record, None, view, state)
 
-    def problems(rule: Rule[Any], subject: objects.KubeObject, op: Operation) -> Iterable[Problem]:
-        if rule.stage is Stage.OBJECT:
-            return cast(Iterable[Problem], rule.check(family, subject))
-        subject_record = record if subject is new else old_record
-        assert subject_record is not None
-        ctx = CrossContext(
-            family, op, subject_record, old_record if subject is new else None, view, state
-        )
-        return cast(Iterable[Problem], rule.check(ctx))
-
-    def _already_broken(rule: Rule[Any], subject: objects.KubeObject) -> bool:
-        """Did the old object, as it stood, already break this rule?"""
-        return any(f.denies for f in _run(rule, policy, problems(rule, subject, Operation.CREATE)))
-
-    for rule in ratcheted:
-        found = list(_run(rule, policy, problems(rule, new, operation)))
-        if old is not None and any(f.denies for f in found) and _already_broken(rule, old):
-            found = [_as_warning(f) for f in found]
-        yield from found
+    for stage, rules in (
+        (Stage.OBJECT, policy.active(family, info.role, Stage.OBJECT)),
+        (Stage.CROSS, cross or ()),
+    ):
+        for rule, deny in rules:
+            found = _findings(
+                rule, deny, rule.check(family, new) if stage is Stage.OBJECT else rule.check(now)
+            )
+            if old is not None and any(f.denies for f in found):
+                # Did the old object, as it stood, already break this rule?
+                was = rule.check(family, old) if stage is Stage.OBJECT else rule.check(before)
+                if any(f.denies for f in _findings(rule, deny, was)):
+                    found = [_as_warning(f) for f in found]
+            findings += found
+    return findings
 
 
-def _run(rule: Rule[Any], policy: Policy, problems: Iterable[Problem]) -> Iterator[Finding]:
-    mode = policy.mode(rule)
-    if mode is Mode.OFF:
-        return
-    for problem in problems:
-        yield Finding(
-            rule.id, problem.path, problem.message, mode is Mode.DENY and not problem.soft
-        )
+def _findings(rule: Rule[Any], deny: bool, problems: Iterable[Problem]) -> list[Finding]:
+    return [Finding(rule.id, p.path, p.message, deny and not p.soft) for p in problems]
 
 
 def _as_warning(finding: Finding) -> Finding:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -105,6 +106,7 @@ class Metrics:
             "Admitted writes held until the watch shows them.",
             registry=self.registry,
         )
+        self._admission_children: dict[tuple[str, str, str], Any] = {}
         self.cert_not_after = Gauge(
             "snapshot_webhook_certificate_not_after_timestamp_seconds",
             "When the serving certificate expires (Unix time).",
@@ -141,9 +143,18 @@ class Metrics:
         for rule_id in rule_ids:
             self.audit_findings.labels(rule_id).set(counts.get(rule_id, 0))
 
+    def bad_request(self, status: str) -> None:
+        self.bad_requests.labels(status).inc()
+
     def record(self, kind: str, operation: str, verdict: Verdict, seconds: float) -> None:
+        # Children are looked up once per label set: .labels() validates and
+        # locks on every call, which shows on the admission path.
         label = verdict_label(verdict)
-        self.admissions.labels(kind, operation, label).inc()
+        key = (kind, operation, label)
+        child = self._admission_children.get(key)
+        if child is None:
+            child = self._admission_children[key] = self.admissions.labels(*key)
+        child.inc()
         for finding in verdict.findings:
             effect = "deny" if finding.denies else "warn"
             self.findings.labels(kind, operation, label, finding.rule_id, effect).inc()

@@ -106,7 +106,7 @@ def run_check(
     stdin: IO[bytes] | None,
     out: IO[str],
 ) -> int:
-    store = ObjectStore()
+    store = ObjectStore(keep_raw=True)
     store.load(state_paths)
     status = EXIT_OK
     checked = denied_count = unreadable = warnings = skipped = 0

@@ -10,6 +10,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from webhook import objects
@@ -127,8 +128,13 @@ Record = (
 )
 
 
+def shared(value: str | None) -> str | None:
+    """One copy of a string many records hold (namespaces, class and driver names)."""
+    return None if value is None else sys.intern(value)
+
+
 def identity(obj: objects.KubeObject) -> Identity:
-    return Identity(obj.namespace, obj.name, obj.uid)
+    return Identity(sys.intern(obj.namespace), obj.name, obj.uid)
 
 
 def _snapshot(obj: objects.KubeObject) -> SnapshotRecord:
@@ -141,7 +147,7 @@ def _snapshot(obj: objects.KubeObject) -> SnapshotRecord:
             pvc_name=source.persistent_volume_claim_name if source else None,
             content_name=source.volume_snapshot_content_name if source else None,
             bound_content_name=status.bound_volume_snapshot_content_name if status else None,
-            class_name=spec.volume_snapshot_class_name if spec else None,
+            class_name=shared(spec.volume_snapshot_class_name if spec else None),
             is_group_member=obj.is_group_member,
             ready_to_use=status.ready_to_use if status else None,
             restore_size=status.restore_size if status else None,
@@ -155,7 +161,7 @@ def _snapshot(obj: objects.KubeObject) -> SnapshotRecord:
         pvc_name=None,
         content_name=gsource.volume_group_snapshot_content_name if gsource else None,
         bound_content_name=gstatus.bound_volume_group_snapshot_content_name if gstatus else None,
-        class_name=gspec.volume_group_snapshot_class_name if gspec else None,
+        class_name=shared(gspec.volume_group_snapshot_class_name if gspec else None),
         is_group_member=False,
         ready_to_use=gstatus.ready_to_use if gstatus else None,
     )
@@ -170,13 +176,13 @@ def _content(obj: objects.KubeObject) -> ContentRecord:
         return ContentRecord(
             id=identity(obj),
             deleting=obj.deleting,
-            driver=spec.driver if spec else None,
-            class_name=spec.volume_snapshot_class_name if spec else None,
-            ref_namespace=ref.namespace if ref else None,
+            driver=shared(spec.driver if spec else None),
+            class_name=shared(spec.volume_snapshot_class_name if spec else None),
+            ref_namespace=shared(ref.namespace if ref else None),
             ref_name=ref.name if ref else None,
             ref_uid=ref.uid if ref else None,
             is_group_member=obj.is_group_member,
-            source_volume_mode=spec.source_volume_mode if spec else None,
+            source_volume_mode=shared(spec.source_volume_mode if spec else None),
             allow_volume_mode_change=allow,
         )
     assert isinstance(obj, objects.VolumeGroupSnapshotContent)
@@ -185,9 +191,9 @@ def _content(obj: objects.KubeObject) -> ContentRecord:
     return ContentRecord(
         id=identity(obj),
         deleting=obj.deleting,
-        driver=gspec.driver if gspec else None,
-        class_name=gspec.volume_group_snapshot_class_name if gspec else None,
-        ref_namespace=ref.namespace if ref else None,
+        driver=shared(gspec.driver if gspec else None),
+        class_name=shared(gspec.volume_group_snapshot_class_name if gspec else None),
+        ref_namespace=shared(ref.namespace if ref else None),
         ref_name=ref.name if ref else None,
         ref_uid=ref.uid if ref else None,
         is_group_member=False,

@@ -26,6 +26,7 @@ from webhook.app import Edge, create_app
 from webhook.audit import audit, by_rule
 from webhook.certwatch import CertificateReloader, server_context
 from webhook.health import Readiness
+from webhook.logs import AdmissionLog
 from webhook.metrics import Metrics
 from webhook.rules import CATALOG, Policy
 from webhook.rules.base import Stage
@@ -173,6 +174,7 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
         readiness=readiness,
         max_body_bytes=settings.max_body_bytes,
         background=background,
+        admission_log=AdmissionLog(enabled=settings.log_level in ("debug", "info")),
     )
     app = create_app(webhook, edge)
 

@@ -48,9 +48,26 @@ class Policy:
     """Each rule's mode: its default unless overridden."""
 
     overrides: Mapping[str, Mode] = field(default_factory=dict)
+    _active: dict[tuple[str, Role, Stage], tuple[tuple[Rule[Any], bool], ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def mode(self, rule: Rule[Any]) -> Mode:
         return self.overrides.get(rule.id, rule.default)
+
+    def active(
+        self, family: Family, role: Role, stage: Stage
+    ) -> tuple[tuple[Rule[Any], bool], ...]:
+        """The rules that run for this target, each with whether it may deny (memoized)."""
+        key = (family.prefix, role, stage)
+        found = self._active.get(key)
+        if found is None:
+            found = self._active[key] = tuple(
+                (rule, self.mode(rule) is Mode.DENY)
+                for rule in rules_for(family, role, stage)
+                if self.mode(rule) is not Mode.OFF
+            )
+        return found
 
     @classmethod
     def parse(cls, specs: Iterable[str]) -> Policy:

@@ -36,14 +36,17 @@ def object_key(info: KindInfo, obj: KubeObject) -> ObjectKey:
 
 @dataclass
 class ObjectStore:
-    """The state index plus each object as written, for UPDATEs in `check`."""
+    """The state index, plus (for `check`, which turns a repeated object into an
+    UPDATE) each object as written. A server keeps only the compact records."""
 
     index: StateIndex = field(default_factory=StateIndex)
+    keep_raw: bool = False
     raw: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
 
     def put(self, info: KindInfo, obj: KubeObject, raw: dict[str, Any]) -> None:
         self.index.put_object(info, obj)
-        self.raw[object_key(info, obj)] = raw
+        if self.keep_raw:
+            self.raw[object_key(info, obj)] = raw
 
     def load(self, paths: Sequence[str], stdin: IO[bytes] | None = None) -> int:
         """Load every object of a kind the rules read; other kinds are ignored."""

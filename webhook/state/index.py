@@ -35,23 +35,36 @@ NamespacedKey = tuple[str, str]
 
 
 class MultiMap(Generic[K, V]):
-    """key -> set of values, with empty sets dropped so memory follows content."""
+    """key -> values. Almost every key has one value (one snapshot per content),
+    so a lone value is stored as itself and becomes a set only when a second
+    arrives: a set per key would double the index's memory."""
 
     def __init__(self) -> None:
-        self._data: dict[K, set[V]] = {}
+        self._data: dict[K, V | set[V]] = {}
 
     def add(self, key: K, value: V) -> None:
-        self._data.setdefault(key, set()).add(value)
+        current = self._data.get(key)
+        if current is None:
+            self._data[key] = value
+        elif isinstance(current, set):
+            current.add(value)
+        elif current != value:
+            self._data[key] = {current, value}
 
     def discard(self, key: K, value: V) -> None:
-        values = self._data.get(key)
-        if values is not None:
-            values.discard(value)
-            if not values:
-                del self._data[key]
+        current = self._data.get(key)
+        if isinstance(current, set):
+            current.discard(value)
+            if len(current) == 1:
+                self._data[key] = current.pop()
+        elif current == value:
+            del self._data[key]
 
     def get(self, key: K) -> tuple[V, ...]:
-        return tuple(self._data.get(key, ()))
+        current = self._data.get(key)
+        if current is None:
+            return ()
+        return tuple(current) if isinstance(current, set) else (current,)
 
 
 class FamilyIndex:

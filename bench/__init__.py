@@ -1,0 +1,1 @@
+"""Benchmarks of snapshot-webhook: `scripts/bench` runs them all (see docs/performance.md)."""

@@ -1,0 +1,71 @@
+"""The baseline: an ASGI app that reads the body and returns a fixed AdmissionReview,
+served by the same uvicorn, TLS context and settings as the webhook.
+
+python -m bench.null_app --port PORT --cert-dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import orjson
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+from webhook.certwatch import server_context
+
+ANSWER = orjson.dumps(
+    {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {"uid": "00000000-0000-0000-0000-000000000000", "allowed": True},
+    }
+)
+
+
+async def null_app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    status = 200
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(ANSWER)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": ANSWER})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cert-dir", type=Path, required=True)
+    args = parser.parse_args()
+    cert, key = args.cert_dir / "tls.crt", args.cert_dir / "tls.key"
+    context = server_context(cert, key)
+    uvicorn.run(
+        null_app,
+        host="127.0.0.1",
+        port=args.port,
+        ssl_certfile=str(cert),
+        ssl_context_factory=lambda _config, _default: context,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

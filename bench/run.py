@@ -1,0 +1,339 @@
+"""Benchmark the webhook against a null endpoint and write docs/performance.md.
+
+`scripts/bench` installs what this needs (wrk from Debian's packages) and runs
+`python -m bench.run`. Every server runs over TLS with keep-alive on
+127.0.0.1, pinned to core 0 where the machine has two; wrk runs pinned to
+core 1. Targets are ratios against the null endpoint measured in the same run,
+because absolute numbers drift on shared machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.payloads import ROOT, SMALL_STATE, large_state, payloads
+from bench.profile import decision_profile
+from webhook import certs
+
+WRK_SCRIPT = ROOT / "bench" / "wrk.lua"
+RATE_CONNECTIONS, RATE_DELAY_MS = 8, 8  # about 900 requests a second: a busy cluster
+
+
+@dataclass
+class Result:
+    name: str
+    objects: int
+    startup_s: float = 0.0
+    rss_ready_kib: int = 0
+    peak_rss_kib: int = 0
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def rate(self, run_name: str) -> float:
+        run = self.runs[run_name]
+        return float(run["requests"]) / (run["duration_us"] / 1e6)
+
+    def rps(self) -> float:
+        return self.rate("saturated")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(core: int, command: list[str]) -> list[str]:
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(core), *command]
+    return command
+
+
+def proc_kib(pid: int, field_name: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def wait_ready(
+    url: str, context: ssl.SSLContext, process: subprocess.Popen[bytes], timeout: float
+) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(url, verify=context, timeout=1.0).status_code == 200:
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"not ready after {timeout}s")
+
+
+def wrk(
+    url: str, listing: Path, connections: int, seconds: int, delay_ms: int = 0
+) -> dict[str, Any]:
+    command = pinned(
+        1,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(WRK_SCRIPT),
+            url,
+            "--",
+            str(listing),
+            str(delay_ms),
+        ],
+    )
+    output = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=seconds + 60
+    ).stdout
+    return dict(json.loads(output.strip().splitlines()[-1]))
+
+
+def measure(
+    name: str,
+    objects: int,
+    command: list[str],
+    ready_url: str,
+    workdir: Path,
+    listing: Path,
+    seconds: int,
+    started: float | None = None,
+) -> Result:
+    result = Result(name, objects)
+    context = ssl.create_default_context(cafile=str(workdir / "certs" / "ca.crt"))
+    log = open(workdir / f"{name.split()[0]}-{objects}.log", "wb")  # noqa: SIM115
+    began = time.monotonic()
+    process = subprocess.Popen(pinned(0, command), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        wait_ready(ready_url, context, process, timeout=600)
+        result.startup_s = time.monotonic() - began
+        result.rss_ready_kib = proc_kib(process.pid, "VmRSS")
+        url = ready_url.rsplit("/", 1)[0] + "/validate"
+        wrk(url, listing, 16, 2)  # warm up
+        result.runs["saturated"] = wrk(url, listing, 16, seconds)
+        result.runs["one connection"] = wrk(url, listing, 1, seconds)
+        result.runs["fixed rate"] = wrk(url, listing, RATE_CONNECTIONS, seconds, RATE_DELAY_MS)
+        result.peak_rss_kib = proc_kib(process.pid, "VmHWM")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+    for run in result.runs.values():
+        if run["errors"] or run["non2xx"]:
+            raise RuntimeError(f"{name}: failed requests: {run}")
+    return result
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    versions = []
+    for package in ("uvicorn", "httptools", "uvloop", "fastapi", "pydantic", "orjson"):
+        try:
+            from importlib.metadata import version
+
+            versions.append(f"{package} {version(package)}")
+        except Exception:
+            continue
+    wrk_version = subprocess.run(
+        ["wrk", "-v"], capture_output=True, text=True, check=False
+    ).stdout.split("\n")[0]
+    return (
+        f"{model}, {os.cpu_count()} cores, Linux {platform.release()}; "
+        f"Python {platform.python_version()}; {', '.join(versions)}; {wrk_version}"
+    )
+
+
+def ratio(value: float, baseline: float) -> str:
+    return f"{value / baseline:.2f}x" if baseline else "n/a"
+
+
+def report(
+    results: list[Result], command: str, seconds: int, payload_sizes: list[int], profile: str
+) -> str:
+    null, small, large = results
+    us = 1000.0
+
+    def lat(result: Result, run: str, key: str) -> str:
+        return f"{result.runs[run][key] / us:.2f} ms"
+
+    rows = [
+        (
+            "saturated throughput (admissions/s, 16 connections)",
+            [f"{r.rps():,.0f}" for r in results],
+        ),
+        ("p50 latency, 1 connection", [lat(r, "one connection", "p50_us") for r in results]),
+        ("p99 latency, 1 connection", [lat(r, "one connection", "p99_us") for r in results]),
+        ("p99 latency, fixed rate", [lat(r, "fixed rate", "p99_us") for r in results]),
+        ("p99.9 latency, fixed rate", [lat(r, "fixed rate", "p999_us") for r in results]),
+        (
+            "fixed rate achieved (requests/s)",
+            [f"{r.rate('fixed rate'):,.0f}" for r in results],
+        ),
+        ("RSS when ready", [f"{r.rss_ready_kib / 1024:.1f} MiB" for r in results]),
+        ("peak RSS", [f"{r.peak_rss_kib / 1024:.1f} MiB" for r in results]),
+        ("startup to ready", [f"{r.startup_s:.2f} s" for r in results]),
+    ]
+    per_object = (
+        (large.rss_ready_kib - small.rss_ready_kib) * 1024 / max(1, large.objects - small.objects)
+    )
+    sat = small.rps() / null.rps()
+    p99 = small.runs["one connection"]["p99_us"] / null.runs["one connection"]["p99_us"]
+    p999 = small.runs["fixed rate"]["p999_us"] / null.runs["fixed rate"]["p999_us"]
+    p50_large = large.runs["one connection"]["p50_us"] / small.runs["one connection"]["p50_us"]
+    targets = [
+        ("saturated throughput at least 75% of the null endpoint's", f"{sat:.0%}", sat >= 0.75),
+        ("p99 at 1 connection within 1.25x the null endpoint's", f"{p99:.2f}x", p99 <= 1.25),
+        ("p99.9 at a fixed rate within 1.5x the null endpoint's", f"{p999:.2f}x", p999 <= 1.5),
+        (
+            "p50 with 100,000 objects within 10% of 10 objects",
+            f"{p50_large:.2f}x",
+            p50_large <= 1.10,
+        ),
+        ("under 1 KiB per indexed object", f"{per_object:,.0f} bytes", per_object < 1024),
+    ]
+    lines = [
+        "# Performance",
+        "",
+        "Measured by `scripts/bench` (which installs wrk and runs `python -m bench.run`).",
+        "Generated by that command; rerun it to refresh this page.",
+        "",
+        f"- Command: `{command}`",
+        f"- Machine: {machine()}",
+        "- Servers: each over TLS with keep-alive on 127.0.0.1, pinned to core 0; wrk pinned "
+        "to core 1, one thread.",
+        f"- Payloads: {len(payload_sizes)} AdmissionReview requests as a kube-apiserver sends "
+        f"them ({min(payload_sizes):,} to {max(payload_sizes):,} bytes, managedFields and "
+        "last-applied annotations included), from `examples/reviews/`: all six kinds and "
+        "claims, CREATE and UPDATE, allowed and denied, sent in rotation.",
+        f"- Each run lasts {seconds} s after a 2 s warm-up; the fixed rate is "
+        f"{RATE_CONNECTIONS} connections each waiting {RATE_DELAY_MS} ms between requests.",
+        "- The null endpoint is an ASGI app that reads the body and returns a fixed "
+        "AdmissionReview, on the same uvicorn, TLS context and settings (`bench/null_app.py`).",
+        "- The webhook runs with `--log-level info`: one JSON log line per admission, and "
+        "garbage collection, are included.",
+        "",
+        "| | null endpoint | webhook, 10 objects | webhook, 100,000 objects |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| {label} | {' | '.join(values)} |" for label, values in rows]
+    lines += [
+        "",
+        "## Targets",
+        "",
+        "| target | measured | met |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {t} | {m} | {'yes' if ok else 'no'} |" for t, m, ok in targets]
+    lines += ["", "## Where the time goes", "", profile, ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument(
+        "--snapshots",
+        type=int,
+        default=50_000,
+        help="snapshots in the large state (as many contents again)",
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: run scripts/bench, which installs it")
+    workdir = Path(tempfile.mkdtemp(prefix="snapshot-webhook-bench-"))
+    certs.ensure(workdir / "certs", certs.LOCAL_NAMES)
+    bodies = payloads(workdir / "payloads")
+    listing = workdir / "payloads.txt"
+    listing.write_text("\n".join(str(p) for p in bodies) + "\n")
+    big = large_state(workdir / "state-large", args.snapshots)
+    python = sys.executable
+
+    def serve(port: int, state: Path) -> list[str]:
+        return [
+            python,
+            "-m",
+            "webhook",
+            "serve",
+            "--port",
+            str(port),
+            "--cert-dir",
+            str(workdir / "certs"),
+            "--state",
+            str(state),
+            "--shutdown-delay-seconds",
+            "0",
+        ]
+
+    ports = [free_port() for _ in range(3)]
+    configs = [
+        (
+            "null endpoint",
+            0,
+            [
+                python,
+                "-m",
+                "bench.null_app",
+                "--port",
+                str(ports[0]),
+                "--cert-dir",
+                str(workdir / "certs"),
+            ],
+            f"https://127.0.0.1:{ports[0]}/healthz",
+        ),
+        ("webhook", 10, serve(ports[1], SMALL_STATE), f"https://127.0.0.1:{ports[1]}/readyz"),
+        (
+            "webhook",
+            10 + 2 * args.snapshots,
+            serve(ports[2], big),
+            f"https://127.0.0.1:{ports[2]}/readyz",
+        ),
+    ]
+    results = []
+    for name, objects, command, ready in configs:
+        print(f"benchmarking {name} with {objects} objects ...", file=sys.stderr, flush=True)
+        results.append(measure(name, objects, command, ready, workdir, listing, args.seconds))
+    profile = decision_profile(bodies)
+    command = "scripts/bench" + (f" --seconds {args.seconds}" if args.seconds != 10 else "")
+    text = report(results, command, args.seconds, [p.stat().st_size for p in bodies], profile)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(text)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
