@@ -18,21 +18,27 @@ from webhook.rules import Policy
 from webhook.service import Webhook
 from webhook.state.fixtures import ObjectStore
 
-ROUNDS = 4000
+ROUNDS = 2000
 
 
 def _per_call(work: Callable[[bytes], object], bodies: list[bytes]) -> float:
-    started = time.perf_counter()
-    for n in range(ROUNDS):
-        work(bodies[n % len(bodies)])
-    return (time.perf_counter() - started) / ROUNDS * 1e6
+    """Microseconds per call: the best of five runs, so that noise from a shared
+    machine does not pass for cost."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for n in range(ROUNDS):
+            work(bodies[n % len(bodies)])
+        best = min(best, time.perf_counter() - started)
+    return best / ROUNDS * 1e6
 
 
 def decision_profile(paths: list[Path]) -> str:
     """Cumulative cost of each stage of an admission, and the hottest functions."""
     store = ObjectStore()
     store.load([str(SMALL_STATE)])
-    webhook = Webhook(store.index, Policy(), embedded=False)
+    policy = Policy()
+    webhook = Webhook(store.index, policy, embedded=False)
     bodies = [p.read_bytes() for p in paths]
 
     def parse(body: bytes) -> object:
@@ -50,7 +56,7 @@ def decision_profile(paths: list[Path]) -> str:
         found = read_subject(review.request) if review.request else None
         if found is None or not hasattr(found, "info"):
             return found
-        return judge(found, store.index, Policy())  # type: ignore[arg-type]
+        return judge(found, store.index, policy)  # type: ignore[arg-type]
 
     def whole(body: bytes) -> object:
         review = read_review(orjson.loads(body))

@@ -46,13 +46,17 @@ class Server:
     ca_file: Path
     process: subprocess.Popen[bytes]
     log_file: Path
+    client_cert: tuple[Path, Path] | None = None  # for servers that require one
 
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
-    def tls(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca_file))
+    def tls(self, *, anonymous: bool = False) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        if self.client_cert is not None and not anonymous:
+            context.load_cert_chain(*self.client_cert)
+        return context
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, verify=self.tls(), timeout=10.0)
@@ -98,7 +102,11 @@ def wait_until_healthy(
 
 @contextmanager
 def running_server(
-    workdir: Path, *args: str, ca_file: Path | None = None, env: dict[str, str] | None = None
+    workdir: Path,
+    *args: str,
+    ca_file: Path | None = None,
+    env: dict[str, str] | None = None,
+    client_cert: tuple[Path, Path] | None = None,
 ) -> Iterator[Server]:
     """`snapshot-webhook serve` on a free loopback port, certificates in `workdir/certs`."""
     port = free_port()
@@ -124,7 +132,7 @@ def running_server(
             cwd=ROOT,
             env={**os.environ, **(env or {})},
         )
-    server = Server(port, ca_file or workdir / "certs" / "ca.crt", process, log_file)
+    server = Server(port, ca_file or workdir / "certs" / "ca.crt", process, log_file, client_cert)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while not server.ca_file.exists() and time.monotonic() < deadline:

@@ -16,24 +16,11 @@ import httpx
 import pytest
 from builders import review, snapshot_class
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from serving import JSON_HEADERS, Server, running_server
 
 from webhook import certs
 
 ROTATION_DEADLINE = 10.0  # new handshakes must see a new certificate within this
-
-
-def pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def key_pem(key: object) -> bytes:
-    return key.private_bytes(  # type: ignore[attr-defined, no-any-return]
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 class SecretVolume:
@@ -60,7 +47,7 @@ class SecretVolume:
 def serving_pair(days: int = 30) -> tuple[x509.Certificate, bytes, bytes, bytes]:
     ca_key, ca_cert = certs.make_ca(days)
     key, cert = certs.make_serving_cert(ca_key, ca_cert, ["localhost", "127.0.0.1"], days)
-    return cert, pem(ca_cert), pem(cert), key_pem(key)
+    return cert, certs.pem(ca_cert), certs.pem(cert), certs.key_pem(key)
 
 
 def presented_serial(port: int, context: ssl.SSLContext) -> int:

@@ -24,6 +24,9 @@ from webhook.rules.base import Finding, show
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 MAX_WARNING_CHARS = 255  # the apiserver drops longer warnings; keep each under 256
+# A denial's message reaches kubectl and the audit log; past this it is cut, so
+# that an object with enormous names cannot make an enormous answer.
+MAX_MESSAGE_CHARS = 4096
 _UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
 _EXPECTED = {
     "model_type": "must be an object",
@@ -149,9 +152,12 @@ class Verdict:
         return tuple(dict.fromkeys(f.rule_id for f in self.findings))
 
 
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _warning(finding: Finding) -> str:
-    text = str(finding)
-    return text if len(text) <= MAX_WARNING_CHARS else text[: MAX_WARNING_CHARS - 3] + "..."
+    return _shorten(str(finding), MAX_WARNING_CHARS)
 
 
 def allowed(findings: Sequence[Finding] = ()) -> Verdict:
@@ -166,7 +172,7 @@ def denied(findings: Iterable[Finding]) -> Verdict:
         False,
         code=403,
         reason="Forbidden",
-        message="; ".join(str(f) for f in denials),
+        message=_shorten("; ".join(str(f) for f in denials), MAX_MESSAGE_CHARS),
         warnings=tuple(_warning(f) for f in found if not f.denies),
         findings=found,
     )
@@ -174,7 +180,7 @@ def denied(findings: Iterable[Finding]) -> Verdict:
 
 def errored(code: int, message: str) -> Verdict:
     reason = {400: "BadRequest", 500: "InternalError"}.get(code, "BadRequest")
-    return Verdict(False, code=code, reason=reason, message=message)
+    return Verdict(False, code=code, reason=reason, message=_shorten(message, MAX_MESSAGE_CHARS))
 
 
 def response(api_version: str, uid: str, verdict: Verdict) -> dict[str, Any]:

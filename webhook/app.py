@@ -41,17 +41,50 @@ class ClientGoneError(Exception):
     pass
 
 
-async def read_limited(declared: str | None, chunks: AsyncIterator[bytes], limit: int) -> bytes:
-    """The whole body, refused as soon as it is known to exceed `limit` bytes."""
+class OverloadedError(Exception):
+    pass
+
+
+class InflightBudget:
+    """Bytes of request bodies held at once, across every request.
+
+    Each body is bounded by the body limit; this bounds their sum, so a flood
+    of large requests is refused (503, which the apiserver retries or reports)
+    instead of growing the process without limit.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> None:
+        if self.used + size > self.limit:
+            raise OverloadedError
+        self.used += size
+
+    def give(self, size: int) -> None:
+        self.used -= size
+
+
+async def read_limited(
+    declared: str | None, chunks: AsyncIterator[bytes], limit: int, budget: InflightBudget
+) -> tuple[bytes, int]:
+    """The whole body and the budget it holds, refused as soon as it is known to
+    exceed `limit` bytes (or the shared budget). The caller gives back the budget."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLargeError
     parts, size = [], 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError
-        parts.append(chunk)
-    return b"".join(parts)
+    try:
+        async for chunk in chunks:
+            if size + len(chunk) > limit:
+                raise BodyTooLargeError
+            budget.take(len(chunk))
+            size += len(chunk)
+            parts.append(chunk)
+    except BaseException:
+        budget.give(size)
+        raise
+    return b"".join(parts), size
 
 
 def error(status: int, message: str) -> tuple[int, bytes]:
@@ -65,6 +98,8 @@ class Edge:
     metrics: Metrics
     readiness: Readiness
     max_body_bytes: int
+    body_timeout: float = 10.0
+    max_inflight_bytes: int = 64 * 1024 * 1024
     background: Sequence[Callable[[], Coroutine[None, None, None]]] = field(default_factory=tuple)
     admission_log: AdmissionLog = field(default_factory=lambda: AdmissionLog(enabled=False))
 
@@ -75,6 +110,10 @@ class AdmissionEndpoint:
 
     webhook: Webhook
     edge: Edge
+    budget: InflightBudget = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.budget = InflightBudget(self.edge.max_inflight_bytes)
 
     async def answer(
         self, content_type: str | None, declared_length: str | None, chunks: AsyncIterator[bytes]
@@ -85,10 +124,25 @@ class AdmissionEndpoint:
             return error(415, f"Content-Type must be {JSON}, got {content_type or 'none'!r}")
         limit = self.edge.max_body_bytes
         try:
-            body = await read_limited(declared_length, chunks, limit)
+            body, held = await asyncio.wait_for(
+                read_limited(declared_length, chunks, limit, self.budget), self.edge.body_timeout
+            )
         except BodyTooLargeError:
             metrics.bad_request("413")
             return error(413, f"body is larger than the limit of {limit} bytes")
+        except TimeoutError:
+            metrics.bad_request("408")
+            return error(408, f"body not received within {self.edge.body_timeout:g} seconds")
+        except OverloadedError:
+            metrics.bad_request("503")
+            return error(503, "too many request bodies in flight; retry shortly")
+        try:
+            return await self._judge(body)
+        finally:
+            self.budget.give(held)
+
+    async def _judge(self, body: bytes) -> tuple[int, bytes]:
+        metrics = self.edge.metrics
         started = time.perf_counter()
         try:
             review = read_review(orjson.loads(body))

@@ -68,12 +68,16 @@ def _new_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+
+
+def pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _san(names: Sequence[str]) -> x509.SubjectAlternativeName:
@@ -120,8 +124,14 @@ def make_ca(days: int) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
 
 
 def make_serving_cert(
-    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, names: Sequence[str], days: int
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    names: Sequence[str],
+    days: int,
+    *,
+    client: bool = False,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A leaf certificate signed by the CA: for serving, or (`client`) for presenting."""
     key = _new_key()
     now = _now()
     not_after = min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc)
@@ -135,7 +145,12 @@ def make_serving_cert(
         .not_valid_after(not_after)
         .add_extension(_san(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]
+            ),
+            critical=False,
+        )
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
@@ -229,15 +244,15 @@ def ensure(
     ca = None if force else _load_ca(paths)
     if ca is None:
         ca_key, ca_cert = make_ca(days=max(days, 3650))
-        write_private(paths.ca_key, _key_pem(ca_key))
-        write_public(paths.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
+        write_private(paths.ca_key, key_pem(ca_key))
+        write_public(paths.ca_cert, pem(ca_cert))
         reissue = True
     else:
         ca_key, ca_cert = ca
     if reissue or not _serving_cert_usable(paths, ca_cert, names):
         key, cert = make_serving_cert(ca_key, ca_cert, names, days)
-        write_private(paths.key, _key_pem(key))
-        write_public(paths.cert, cert.public_bytes(serialization.Encoding.PEM))
+        write_private(paths.key, key_pem(key))
+        write_public(paths.cert, pem(cert))
     return paths
 
 

@@ -132,8 +132,28 @@ def build_parser() -> argparse.ArgumentParser:
         ("reservation-ttl", "how long an admitted claim is held for the watch (default 30)"),
         ("live-get-timeout", "timeout of the live GET for an object not yet watched (default 1)"),
         ("audit-interval", "how often the cluster is audited in --kube mode (default 300)"),
+        ("header-timeout", "close a connection whose request headers take longer (default 10)"),
+        ("body-timeout", "answer 408 to a body that takes longer to arrive (default 10)"),
     ):
         serve.add_argument(f"--{flag}-seconds", type=float, metavar="SECONDS", help=meaning)
+    serve.add_argument(
+        "--keep-alive-seconds",
+        type=int,
+        metavar="SECONDS",
+        help="close keep-alive connections idle this long (default 30)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="connections and requests at once; more get 503 (default 1000)",
+    )
+    serve.add_argument(
+        "--max-inflight-bytes",
+        type=int,
+        metavar="BYTES",
+        help="request body bytes held at once; more get 503 (default 64 MiB)",
+    )
 
     audit = commands.add_parser(
         "audit",

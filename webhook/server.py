@@ -28,6 +28,7 @@ from webhook.certwatch import CertificateReloader, server_context
 from webhook.health import Readiness
 from webhook.logs import AdmissionLog
 from webhook.metrics import Metrics
+from webhook.protocol import guarded_protocol
 from webhook.rules import CATALOG, Policy
 from webhook.rules.base import Stage
 from webhook.service import Webhook
@@ -173,6 +174,8 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
         metrics=metrics,
         readiness=readiness,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout_seconds,
+        max_inflight_bytes=settings.max_inflight_bytes,
         background=background,
         admission_log=AdmissionLog(enabled=settings.log_level in ("debug", "info")),
     )
@@ -192,6 +195,9 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
         server_header=False,
+        http=guarded_protocol(settings.header_timeout_seconds),
+        timeout_keep_alive=settings.keep_alive_seconds,
+        limit_concurrency=settings.max_connections,
     )
     server = DrainingServer(config, readiness, settings.shutdown_delay_seconds)
     server.cluster = cluster

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     cert_poll_seconds: float = Field(2.0, gt=0, le=10)
     shutdown_delay_seconds: float = Field(2.0, ge=0)
     shutdown_timeout_seconds: float = Field(20.0, gt=0)
+    # slow and greedy clients
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    body_timeout_seconds: float = Field(10.0, gt=0)
+    keep_alive_seconds: int = Field(30, gt=0)
+    max_connections: int = Field(1000, ge=1)
+    max_inflight_bytes: int = Field(DEFAULT_MAX_BODY_BYTES * 16, ge=1024)
     # cluster mode
     kube: bool = False
     kubeconfig: Path | None = None
