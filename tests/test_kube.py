@@ -41,7 +41,7 @@ VSC = kinds.by_group_kind(kinds.SNAPSHOT_GROUP, "VolumeSnapshotClass")
 EBS_DEFAULT = snapshot_class("ebs-snapclass", default="true")
 
 
-def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "condition not met in time"
@@ -180,7 +180,7 @@ def test_missing_crd_is_empty_then_watched_when_it_appears(tmp_path: Path) -> No
         running.state.start()
         try:
             assert running.state.wait_synced(10)
-            assert running.state.status.problems() == []
+            eventually(lambda: running.state.status.problems() == [])
             fake.install_group(kinds.GROUP_SNAPSHOT_GROUP, ["v1beta1"])
             fake.put(snapshot_class("ebs-groupsnapclass", default="true", group=True))
             group = running.index.family(kinds.GROUP)
