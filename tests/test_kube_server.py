@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from builders import review, snapshot_class, volume_snapshot
 from fakeapi import FakeAPIServer, fake_apiserver
+from figures import record_figure
 from serving import JSON_HEADERS, Server, cli, running_server
 
 WATCH_FLAGS = (
@@ -175,3 +177,62 @@ def test_state_and_kube_together_are_refused() -> None:
     result = cli("serve", "--kube", "--state", "x.yaml")
     assert result.returncode == 2
     assert "cannot be combined with --kube" in result.stderr
+
+
+def test_watch_faults_under_load_recover_to_the_cluster_state(
+    fake: FakeAPIServer, tmp_path: Path
+) -> None:
+    kubeconfig = fake.kubeconfig(tmp_path / "kubeconfig")
+    flags = (
+        "--kubeconfig",
+        str(kubeconfig),
+        "--watch-read-timeout-seconds",
+        "1",
+        "--watch-failure-grace-seconds",
+        "1",
+        "--discovery-interval-seconds",
+        "0.5",
+    )
+    body = json.dumps(review(snapshot_class("probe", default="true"), dry_run=True))
+    with running_server(tmp_path, *flags) as running, running.client() as http:
+        answers: list[int] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            with running.client() as client:
+                while not stop.is_set() and len(answers) < 20000:
+                    reply = client.post("/validate", content=body, headers=JSON_HEADERS)
+                    answers.append(reply.status_code)
+
+        worker = threading.Thread(target=load)
+        worker.start()
+        try:
+            fake.drop_watches()  # a dropped stream
+            fake.compact()  # history gone: the next resume gets 410 and relists
+            fake.delete(snapshot_class("ebs-snapclass"))
+            fake.drop_watches()
+            fake.failing = True  # the API server stops answering
+            fake.drop_watches()
+            failed_at = time.monotonic()
+            while http.get("/readyz").status_code == 200:
+                assert time.monotonic() - failed_at < 15
+                time.sleep(0.05)
+            outage_seen = time.monotonic() - failed_at
+            fake.failing = False
+            recovered_at = time.monotonic()
+            while http.get("/readyz").status_code != 200:
+                assert time.monotonic() - recovered_at < 15
+                time.sleep(0.05)
+            recovery = time.monotonic() - recovered_at
+            # After recovery the verdict follows the cluster: the default class is gone.
+            reply = http.post("/validate", content=body, headers=JSON_HEADERS).json()
+            assert reply["response"]["allowed"] is True
+        finally:
+            stop.set()
+            worker.join(timeout=30)
+    assert answers and set(answers) == {200}
+    record_figure(
+        "watch faults under load",
+        f"{len(answers)} requests, all answered; readiness false {outage_seen:.1f} s "
+        f"into the outage, true {recovery:.1f} s after it ended",
+    )

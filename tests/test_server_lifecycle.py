@@ -16,6 +16,7 @@ import httpx
 import pytest
 from builders import review, snapshot_class
 from cryptography import x509
+from figures import record_figure
 from serving import JSON_HEADERS, Server, running_server
 
 from webhook import certs
@@ -132,6 +133,7 @@ def test_rotation_under_load_fails_no_request(rotating: tuple) -> None:
         time.sleep(0.3)
     assert load.sent > 20
     assert load.failures == []
+    record_figure("certificate rotation under load", f"3 swaps, {load.sent} requests, 0 failed")
     server.wait_for_log(lambda r: str(r["message"]).startswith("serving certificate reloaded"))
 
 
@@ -161,6 +163,7 @@ def test_sigterm_turns_readiness_off_first_and_finishes_in_flight(tmp_path: Path
 
         worker = threading.Thread(target=in_flight)
         worker.start()
+        load = Load(server, server.tls()).__enter__()
         time.sleep(0.2)
         stopped_at = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
@@ -173,6 +176,14 @@ def test_sigterm_turns_readiness_off_first_and_finishes_in_flight(tmp_path: Path
         worker.join(timeout=20)
         assert results == [200]
         assert server.process.wait(timeout=20) == 0
+        load.__exit__()
+        answered_badly = [f for f in load.failures if f[:1].isdigit()]
+        assert answered_badly == []  # every request that got an answer got a verdict
+        record_figure(
+            "SIGTERM under load",
+            f"{load.sent} requests; the in-flight one completed; no error answer; "
+            f"exited 0 after {time.monotonic() - stopped_at:.1f} s",
+        )
         # Every log line is flushed before the process exits.
         server.wait_for_log(lambda r: "Finished server process" in str(r["message"]), 0.1)
         assert time.monotonic() - stopped_at < 20

@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing of snapshot-webhook (on demand; see docs/reliability.md)."""
