@@ -60,3 +60,19 @@ def test_an_unreadable_ca_is_an_error_not_a_crash(tmp_path: Path) -> None:
     result = certs(tmp_path)
     assert result.returncode == 2
     assert "cannot read the CA" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_client_pair_for_the_apiserver(tmp_path: Path) -> None:
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    result = certs(tmp_path, "--client-name", "kube-apiserver")
+    assert result.returncode == 0, result.stderr
+    client = x509.load_pem_x509_certificate((tmp_path / "client-tls.crt").read_bytes())
+    client_ca = x509.load_pem_x509_certificate((tmp_path / "client-ca.crt").read_bytes())
+    serving_ca = x509.load_pem_x509_certificate((tmp_path / "ca.crt").read_bytes())
+    assert client.issuer == client_ca.subject
+    client.verify_directly_issued_by(client_ca)
+    assert client_ca.public_key() != serving_ca.public_key()  # a CA of its own
+    usage = client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert stat.S_IMODE((tmp_path / "client-tls.key").stat().st_mode) == 0o600

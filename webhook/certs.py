@@ -32,22 +32,23 @@ class CertificateError(ValueError):
 @dataclass(frozen=True)
 class CertPaths:
     directory: Path
+    prefix: str = ""  # "client-" for the pair the apiserver presents to the webhook
 
     @property
     def ca_cert(self) -> Path:
-        return self.directory / CA_CERT
+        return self.directory / f"{self.prefix}{CA_CERT}"
 
     @property
     def ca_key(self) -> Path:
-        return self.directory / CA_KEY
+        return self.directory / f"{self.prefix}{CA_KEY}"
 
     @property
     def cert(self) -> Path:
-        return self.directory / TLS_CERT
+        return self.directory / f"{self.prefix}{TLS_CERT}"
 
     @property
     def key(self) -> Path:
-        return self.directory / TLS_KEY
+        return self.directory / f"{self.prefix}{TLS_KEY}"
 
 
 def service_names(service: str, namespace: str) -> list[str]:
@@ -232,6 +233,7 @@ def ensure(
     days: int = 365,
     force: bool = False,
     reissue: bool = False,
+    client: bool = False,
 ) -> CertPaths:
     """CA and serving certificate in `directory`, kept when still good.
 
@@ -239,7 +241,7 @@ def ensure(
     certificate is re-issued when missing, expiring, not signed by the CA, not
     covering `names`, or when `reissue` asks for it.
     """
-    paths = CertPaths(directory)
+    paths = CertPaths(directory, "client-" if client else "")
     directory.mkdir(parents=True, exist_ok=True)
     ca = None if force else _load_ca(paths)
     if ca is None:
@@ -250,7 +252,7 @@ def ensure(
     else:
         ca_key, ca_cert = ca
     if reissue or not _serving_cert_usable(paths, ca_cert, names):
-        key, cert = make_serving_cert(ca_key, ca_cert, names, days)
+        key, cert = make_serving_cert(ca_key, ca_cert, names, days, client=client)
         write_private(paths.key, key_pem(key))
         write_public(paths.cert, pem(cert))
     return paths

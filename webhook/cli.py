@@ -184,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     certs.add_argument("--out", default="certs", metavar="DIR")
     certs.add_argument("--days", type=int, default=365, help="validity of the serving certificate")
     certs.add_argument("--force", action="store_true", help="make a new CA as well")
+    certs.add_argument(
+        "--client-name",
+        metavar="NAME",
+        help="also write client-ca.crt and a client-tls.crt/.key for NAME, for the apiserver "
+        "to present when serve runs with --client-ca-file client-ca.crt",
+    )
 
     commands.add_parser("rules", help="print the rule table (Markdown)")
 
@@ -271,7 +277,18 @@ def _certs(args: argparse.Namespace) -> int:
 
     names = certs.service_names(args.service, args.namespace)
     paths = certs.ensure(Path(args.out), names, days=args.days, force=args.force, reissue=True)
-    for path in (paths.ca_cert, paths.ca_key, paths.cert, paths.key):
+    written = [paths.ca_cert, paths.ca_key, paths.cert, paths.key]
+    if args.client_name:
+        client = certs.ensure(
+            Path(args.out),
+            [args.client_name],
+            days=args.days,
+            force=args.force,
+            reissue=True,
+            client=True,
+        )
+        written += [client.ca_cert, client.ca_key, client.cert, client.key]
+    for path in written:
         print(f"wrote {path}", file=sys.stderr)
     print(certs.ca_bundle(paths))
     return EXIT_OK
