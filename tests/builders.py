@@ -344,3 +344,30 @@ def assert_outcome(verdict: Verdict, denied: set[str], warned: set[str] | None =
         assert warned_ids(verdict) == warned, verdict.warnings
     assert verdict.allowed is (not denied)
     assert verdict.code == (403 if denied else 200)
+
+
+# --- mutating JSON documents -----------------------------------------------------
+
+
+def json_paths(value: Any, prefix: tuple[Any, ...] = (), items: int = 3) -> list[tuple[Any, ...]]:
+    """Every path in a JSON document (the first `items` entries of each list)."""
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found += json_paths(child, (*prefix, key), items)
+    elif isinstance(value, list):
+        for index, child in enumerate(value[:items]):
+            found += json_paths(child, (*prefix, index), items)
+    return found
+
+
+def replaced(document: Any, path: tuple[Any, ...], value: Any) -> Any:
+    """A deep copy of `document` with the value at `path` replaced."""
+    if not path:
+        return value
+    result = copy.deepcopy(document)
+    node = result
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = value
+    return result

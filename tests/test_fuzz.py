@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from builders import json_paths, replaced
 from figures import record_figure
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -109,28 +110,6 @@ def count(name: str) -> None:
     tried[name] = tried.get(name, 0) + 1
 
 
-def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found += paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value[:2]):
-            found += paths(child, (*prefix, index))
-    return found
-
-
-def mutate(document: Any, path: tuple[Any, ...], value: Any) -> Any:
-    if not path:
-        return value
-    result = copy.deepcopy(document)
-    node = result
-    for step in path[:-1]:
-        node = node[step]
-    node[path[-1]] = value
-    return result
-
-
 @FUZZ
 @given(raw=st.binary(max_size=4096))
 def test_raw_bytes(endpoint: Endpoint, raw: bytes) -> None:
@@ -145,9 +124,11 @@ def test_envelope_with_any_value_anywhere(
 ) -> None:
     base = data.draw(st.sampled_from(REVIEWS))
     path = data.draw(
-        st.sampled_from([p for p in paths(base) if "object" not in p and "oldObject" not in p])
+        st.sampled_from(
+            [p for p in json_paths(base, items=2) if "object" not in p and "oldObject" not in p]
+        )
     )
-    body = mutate(base, path, value)
+    body = replaced(base, path, value)
     count("envelopes")
     uid = (
         body.get("request", {}).get("uid")
@@ -164,8 +145,8 @@ def test_objects_with_any_value_anywhere(
 ) -> None:
     base = data.draw(st.sampled_from(REVIEWS))
     key = data.draw(st.sampled_from([k for k in ("object", "oldObject") if base["request"].get(k)]))
-    path = data.draw(st.sampled_from(paths(base["request"][key])))
+    path = data.draw(st.sampled_from(json_paths(base["request"][key], items=2)))
     body = copy.deepcopy(base)
-    body["request"][key] = mutate(base["request"][key], path, value)
+    body["request"][key] = replaced(base["request"][key], path, value)
     count("objects")
     check(endpoint.post(json.dumps(body).encode()), base["request"]["uid"])

@@ -3,7 +3,6 @@ well-formed AdmissionReview with the request's uid; no 500, no hang, no crash.""
 
 from __future__ import annotations
 
-import copy
 import json
 import socket
 import ssl
@@ -16,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from builders import review, snapshot_class, volume_snapshot
+from builders import json_paths, replaced, review, snapshot_class, volume_snapshot
 from figures import record_figure
 from serving import JSON_HEADERS, ROOT, Server, running_server
 
@@ -66,30 +65,9 @@ def well_formed(answer: httpx.Response, uid: str | None) -> dict[str, Any]:
     return dict(response)
 
 
-def paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value[:3]):
-            yield from paths(child, (*prefix, index))
-
-
-def replaced(document: Any, path: tuple[Any, ...], value: Any) -> Any:
-    if not path:
-        return value
-    result = copy.deepcopy(document)
-    node = result
-    for step in path[:-1]:
-        node = node[step]
-    node[path[-1]] = value
-    return result
-
-
 def test_wrong_types_at_every_level(client: httpx.Client) -> None:
     tried = 0
-    for path in paths(BASE):
+    for path in json_paths(BASE):
         for value in (None, 7, "x", [], {}, True):
             body = replaced(BASE, path, value)
             uid_intact = path[:2] != ("request", "uid") and len(path) > 1 and path[0] == "request"
