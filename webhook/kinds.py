@@ -215,15 +215,10 @@ KINDS: tuple[KindInfo, ...] = (
 )
 
 _BY_GROUP_KIND = {(info.api_group, info.kind): info for info in KINDS}
-_BY_GROUP_RESOURCE = {(info.api_group, info.plural): info for info in KINDS}
 
 
 def by_group_kind(api_group: str, kind: str) -> KindInfo | None:
     return _BY_GROUP_KIND.get((api_group, kind))
-
-
-def by_group_resource(api_group: str, resource: str) -> KindInfo | None:
-    return _BY_GROUP_RESOURCE.get((api_group, resource))
 
 
 def by_api_version(api_version: str, kind: str) -> KindInfo | None:

@@ -251,10 +251,6 @@ class StateIndex:
             }
         return tables[info.role]
 
-    def get(self, info: KindInfo, namespace: str, name: str) -> Record | None:
-        with self._lock:
-            return self._table(info).get((namespace, name) if info.namespaced else name)
-
     def records(self, info: KindInfo) -> list[Record]:
         """A copy of every record of one kind (for audits, never for admissions)."""
         with self._lock:
