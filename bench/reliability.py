@@ -200,8 +200,8 @@ def main() -> None:
         "Memory under a flood: bodies held at once are capped by `--max-inflight-bytes`; "
         "what a held body costs while it is parsed and judged comes on top (about ten times "
         "its size in Python objects). The flood test asserts the bound for its settings "
-        "(1 MiB bodies, a 4 MiB budget): less than 96 MiB of growth whatever the number of "
-        "clients; the figure above is what it measured.",
+        "(1 MiB bodies, a 4 MiB budget): less than 96 MiB of growth with 24 clients sending "
+        "at once; the figure above is what it measured.",
         "",
     ]
     args.out.write_text("\n".join(lines))
