@@ -9,7 +9,6 @@ problem; no path answers 500.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -29,8 +28,6 @@ from webhook.service import Webhook
 
 ADMISSION_PATHS = ("/validate", "/volumesnapshot", "/volumegroupsnapshot")
 JSON = "application/json"
-
-log = logging.getLogger("snapshot_webhook.admission")
 
 
 class BodyTooLargeError(Exception):

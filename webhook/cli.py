@@ -16,11 +16,10 @@ from pydantic import ValidationError
 
 from webhook.certs import CertificateError
 from webhook.manifests import ManifestError
+from webhook.offline import EXIT_OK, EXIT_UNREADABLE
 from webhook.rules import Policy, UnknownRuleError
 from webhook.settings import Settings
 from webhook.state.kube import KubeConfigError
-
-EXIT_OK, EXIT_DENIED, EXIT_UNREADABLE = 0, 1, 2
 
 
 def _add_state_and_rules(parser: argparse.ArgumentParser) -> None:

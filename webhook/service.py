@@ -139,8 +139,10 @@ class Webhook:
     ) -> Verdict:
         if request is None or not verdict.allowed or request.dry_run:
             return verdict
-        if self.embedded:
-            apply_admitted(self.state, request)
+        if self.embedded and subject is not None:
+            self.state.put_object(subject.info, subject.new)  # already read: no second parse
+        elif self.embedded:
+            apply_admitted(self.state, request)  # deletes and subresources
         elif self.reservations is not None and subject is not None and subject.info.family:
             self.reservations.reserve(subject.info, subject.new)  # claims hold no unique slot
         return verdict

@@ -225,11 +225,8 @@ def lines(response: Any) -> Iterator[bytes]:
     """Newline-separated watch events from a streamed response."""
     pending = b""
     for chunk in response.stream(65536, decode_content=True):
-        pending += chunk
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
-            if line.strip():
-                yield line
+        *complete, pending = (pending + chunk).split(b"\n")  # one split per chunk: linear
+        yield from (line for line in complete if line.strip())
         if len(pending) > MAX_LINE_BYTES:
             raise APIStatusError(200, "watch", "", "event larger than the line limit")
     if pending.strip():
