@@ -331,6 +331,8 @@ def main() -> None:
             str(workdir / "certs"),
             "--state",
             str(state),
+            "--probe-port",
+            "0",
             "--shutdown-delay-seconds",
             "0",
         ]

@@ -7,6 +7,12 @@ ERROR 410 for a version older than the compaction point, GET of one object,
 404 for a group that is not served and 403 for a resource the caller may not
 list. Tests drive it: change objects, compact history, drop or silence open
 watches, install a CRD later, or fail every request.
+
+The objects the webhook itself writes (Secrets, ValidatingWebhookConfigurations,
+Leases) are created, read, replaced and deleted as the real apiserver does it:
+a second create of a name is 409 AlreadyExists, a replace or delete whose
+resourceVersion precondition is stale is 409 Conflict, and every write gets a
+new resourceVersion. SubjectAccessReviews are answered by a test's callback.
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+from uuid import uuid4
 
 from webhook import kinds
 from webhook.kinds import KindInfo
@@ -40,6 +47,27 @@ class Resource:
     objects: dict[tuple[str, str], Obj] = field(default_factory=dict)
     history: list[tuple[int, str, Obj]] = field(default_factory=list)
     compacted: int = 0  # watches from before this resourceVersion get 410
+
+
+def failure(code: int, reason: str, message: str) -> Obj:
+    """A Status object, as the apiserver answers a failed request."""
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+
+
+# (group, plural) of what the webhook writes -> namespaced
+WRITABLE = {
+    ("", "secrets"): True,
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): False,
+    ("coordination.k8s.io", "leases"): True,
+}
+Authorizer = Callable[[Obj], bool]  # a SubjectAccessReview's spec -> allowed
 
 
 class FakeAPIServer:
@@ -66,6 +94,14 @@ class FakeAPIServer:
         self.lists_open = threading.Event()  # cleared: list requests wait (at most 30 s)
         self.lists_open.set()
         self._continues: dict[str, list[Obj]] = {}
+        # what the webhook writes: (group, plural) -> (namespace, name) -> object
+        self.stored: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {k: {} for k in WRITABLE}
+        self.writes: list[tuple[str, str]] = []  # (method, path) of every write answered
+        self.write_delay = 0.0  # seconds each write waits before it is answered
+        self.writes_failing = False  # answer 503 to every write
+        self.server_version = ("1", "31")
+        self.authorize: Authorizer = lambda spec: False
+        self.reviews: list[Obj] = []  # SubjectAccessReview specs received
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -156,6 +192,27 @@ class FakeAPIServer:
         with self.cond:
             self.groups[group] = versions
 
+    def stored_object(self, group: str, plural: str, namespace: str, name: str) -> Obj | None:
+        with self.cond:
+            obj = self.stored[(group, plural)].get((namespace, name))
+            return json.loads(json.dumps(obj)) if obj is not None else None
+
+    def stored_objects(self, group: str, plural: str) -> list[Obj]:
+        with self.cond:
+            return [json.loads(json.dumps(o)) for o in self.stored[(group, plural)].values()]
+
+    def store(self, group: str, plural: str, obj: Obj) -> Obj:
+        """Create or replace a writable object, as `kubectl apply` would."""
+        with self.cond:
+            self.version += 1
+            stored = json.loads(json.dumps(obj))
+            meta = stored.setdefault("metadata", {})
+            meta["resourceVersion"] = str(self.version)
+            meta.setdefault("uid", str(uuid4()))
+            key = (meta.get("namespace", "") if WRITABLE[(group, plural)] else "", meta["name"])
+            self.stored[(group, plural)][key] = stored
+            return json.loads(json.dumps(stored))
+
     def watch_requests(self, plural: str) -> list[dict[str, list[str]]]:
         return [q for p, q in list(self.requests) if p.endswith(f"/{plural}") and "watch" in q]
 
@@ -178,6 +235,15 @@ class FakeAPIServer:
                     self._status(500, "InternalError", "the fake apiserver is failing")
                     return
                 parts = [p for p in url.path.split("/") if p]
+                if parts == ["version"]:
+                    major, minor = fake.server_version
+                    self._json(
+                        200, {"major": major, "minor": minor, "gitVersion": f"v{major}.{minor}.0"}
+                    )
+                    return
+                if fake._writable(parts) is not None:
+                    self._write("GET", parts)
+                    return
                 if parts[:1] == ["apis"] and len(parts) == 2:
                     self._discovery(parts[1])
                     return
@@ -202,6 +268,56 @@ class FakeAPIServer:
                 else:
                     self._list(resource, query)
 
+            def do_POST(self) -> None:
+                self._write("POST", [p for p in urlparse(self.path).path.split("/") if p])
+
+            def do_PUT(self) -> None:
+                self._write("PUT", [p for p in urlparse(self.path).path.split("/") if p])
+
+            def do_DELETE(self) -> None:
+                self._write("DELETE", [p for p in urlparse(self.path).path.split("/") if p])
+
+            def _body(self) -> Obj:
+                length = int(self.headers.get("Content-Length") or 0)
+                data = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(data) if data else {}
+                except ValueError:
+                    body = None
+                return body if isinstance(body, dict) else {}
+
+            def _write(self, method: str, parts: list[str]) -> None:
+                body = self._body() if method != "GET" else {}
+                if method != "GET":
+                    fake.requests.append(("/" + "/".join(parts), {"method": [method]}))
+                    if fake.write_delay:
+                        time.sleep(fake.write_delay)
+                    if fake.writes_failing:
+                        self._status(503, "ServiceUnavailable", "the fake apiserver is failing")
+                        return
+                if parts[-1:] == ["subjectaccessreviews"] and method == "POST":
+                    self._access_review(body)
+                    return
+                target = fake._writable(parts)
+                if target is None or fake.failing:
+                    self._status(404 if target is None else 500, "NotFound", "/".join(parts))
+                    return
+                (group, plural), namespace, name = target
+                code, answer = fake._apply(method, group, plural, namespace, name, body)
+                if method != "GET" and code < 300:
+                    fake.writes.append((method, "/" + "/".join(parts)))
+                self._json(code, answer)
+
+            def _access_review(self, body: Obj) -> None:
+                spec = body.get("spec") or {}
+                fake.reviews.append(spec)
+                try:
+                    allowed = fake.authorize(spec)
+                except Exception as err:
+                    self._status(500, "InternalError", str(err))
+                    return
+                self._json(201, {**body, "status": {"allowed": bool(allowed)}})
+
             def _json(self, code: int, body: object) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(code)
@@ -211,17 +327,7 @@ class FakeAPIServer:
                 self.wfile.write(data)
 
             def _status(self, code: int, reason: str, message: str) -> None:
-                self._json(
-                    code,
-                    {
-                        "kind": "Status",
-                        "apiVersion": "v1",
-                        "status": "Failure",
-                        "message": message,
-                        "reason": reason,
-                        "code": code,
-                    },
-                )
+                self._json(code, failure(code, reason, message))
 
             def _discovery(self, group: str) -> None:
                 versions = fake.groups.get(group)
@@ -347,14 +453,13 @@ class FakeAPIServer:
 
         return Handler
 
-    def _route(self, parts: list[str]) -> tuple[Resource, str, str | None] | None:
-        """(resource, namespace, name) for a collection or object path."""
+    @staticmethod
+    def _parse(parts: list[str]) -> tuple[str, str, str, str, str | None] | None:
+        """(group, version, namespace, plural, name) of a resource path."""
         if parts[:2] == ["api", "v1"]:
             group, version, rest = "", "v1", parts[2:]
         elif parts[:1] == ["apis"] and len(parts) >= 4:
             group, version, rest = parts[1], parts[2], parts[3:]
-            if version not in self.groups.get(group, []):
-                return None
         else:
             return None
         namespace = ""
@@ -362,10 +467,107 @@ class FakeAPIServer:
             namespace, rest = rest[1], rest[2:]
         if not rest or len(rest) > 2:
             return None
-        resource = self.resources.get((group, rest[0]))
+        return group, version, namespace, rest[0], rest[1] if len(rest) == 2 else None
+
+    def _writable(self, parts: list[str]) -> tuple[tuple[str, str], str, str | None] | None:
+        """((group, plural), namespace, name) for a path of what the webhook writes."""
+        parsed = self._parse(parts)
+        if parsed is None:
+            return None
+        group, _, namespace, plural, name = parsed
+        if (group, plural) == ("authorization.k8s.io", "subjectaccessreviews"):
+            return (group, plural), "", None
+        if (group, plural) not in WRITABLE:
+            return None
+        return (group, plural), namespace, name
+
+    def _apply(
+        self, method: str, group: str, plural: str, namespace: str, name: str | None, body: Obj
+    ) -> tuple[int, Obj]:
+        """One request on a writable resource, answered as the apiserver would."""
+
+        def status(code: int, reason: str, message: str) -> tuple[int, Obj]:
+            return code, {
+                **failure(code, reason, message),
+                "details": {"name": name or "", "kind": plural},
+            }
+
+        with self.cond:
+            objects = self.stored[(group, plural)]
+            if method == "GET" and name is None:
+                items = [o for (ns, _), o in sorted(objects.items()) if ns == namespace]
+                return 200, {
+                    "kind": "List",
+                    "apiVersion": "v1",
+                    "metadata": {"resourceVersion": str(self.version)},
+                    "items": items,
+                }
+            if method == "POST":
+                meta = body.get("metadata") or {}
+                name = meta.get("name")
+                if not name:
+                    return status(422, "Invalid", "metadata.name: Required value")
+                if (namespace, name) in objects:
+                    return status(409, "AlreadyExists", f'{plural} "{name}" already exists')
+                self.version += 1
+                stored = json.loads(json.dumps(body))
+                stored["metadata"].update(resourceVersion=str(self.version), uid=str(uuid4()))
+                if namespace:
+                    stored["metadata"]["namespace"] = namespace
+                objects[(namespace, name)] = stored
+                return 201, stored
+            if name is None:
+                return status(405, "MethodNotAllowed", f"{method} on a collection")
+            current = objects.get((namespace, name))
+            if current is None:
+                return status(404, "NotFound", f'{plural} "{name}" not found')
+            if method == "GET":
+                return 200, current
+            if method == "PUT":
+                wanted = (body.get("metadata") or {}).get("resourceVersion")
+                if wanted and wanted != current["metadata"]["resourceVersion"]:
+                    return status(
+                        409,
+                        "Conflict",
+                        f'Operation cannot be fulfilled on {plural} "{name}": the object has '
+                        "been modified; please apply your changes to the latest version and "
+                        "try again",
+                    )
+                self.version += 1
+                stored = json.loads(json.dumps(body))
+                stored["metadata"].update(
+                    resourceVersion=str(self.version), uid=current["metadata"]["uid"]
+                )
+                if namespace:
+                    stored["metadata"]["namespace"] = namespace
+                objects[(namespace, name)] = stored
+                return 200, stored
+            preconditions = body.get("preconditions") or {}
+            for field_name in ("resourceVersion", "uid"):
+                wanted = preconditions.get(field_name)
+                if wanted and wanted != current["metadata"].get(field_name):
+                    return status(
+                        409,
+                        "Conflict",
+                        f'Operation cannot be fulfilled on {plural} "{name}": Precondition '
+                        f"failed: {field_name}",
+                    )
+            del objects[(namespace, name)]
+            self.version += 1
+            return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+
+    def _route(self, parts: list[str]) -> tuple[Resource, str, str | None] | None:
+        """(resource, namespace, name) for a collection or object path."""
+        parsed = self._parse(parts)
+        if parsed is None:
+            return None
+        group, version, namespace, plural, name = parsed
+        if group and version not in self.groups.get(group, []):
+            return None
+        resource = self.resources.get((group, plural))
         if resource is None:
             return None
-        return resource, namespace, rest[1] if len(rest) == 2 else None
+        return resource, namespace, name
 
 
 @contextmanager

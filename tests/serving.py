@@ -107,8 +107,10 @@ def running_server(
     ca_file: Path | None = None,
     env: dict[str, str] | None = None,
     client_cert: tuple[Path, Path] | None = None,
+    fetch_ca: Callable[[], bytes | None] | None = None,
 ) -> Iterator[Server]:
-    """`snapshot-webhook serve` on a free loopback port, certificates in `workdir/certs`."""
+    """`snapshot-webhook serve` on a free loopback port, certificates in `workdir/certs`
+    (or, with `fetch_ca`, a CA the server publishes elsewhere, written to `ca_file`)."""
     port = free_port()
     log_file = workdir / f"server-{port}.log"
     command = [
@@ -122,8 +124,10 @@ def running_server(
         str(port),
         *args,
     ]
-    if "--tls-cert-file" not in args:
+    if "--tls-cert-file" not in args and "--manage-certificates" not in args:
         command += ["--cert-dir", str(workdir / "certs")]
+    if "--probe-port" not in args:
+        command += ["--probe-port", str(free_port())]
     with open(log_file, "wb") as log:
         process = subprocess.Popen(
             command,
@@ -138,6 +142,9 @@ def running_server(
         while not server.ca_file.exists() and time.monotonic() < deadline:
             if process.poll() is not None:
                 break
+            published = fetch_ca() if fetch_ca is not None else None
+            if published:
+                server.ca_file.write_bytes(published)
             time.sleep(0.05)
         wait_until_healthy(server.url, server.tls(), process, log_file)
         yield server

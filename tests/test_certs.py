@@ -76,3 +76,15 @@ def test_client_pair_for_the_apiserver(tmp_path: Path) -> None:
     usage = client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
     assert stat.S_IMODE((tmp_path / "client-tls.key").stat().st_mode) == 0o600
+
+
+def test_the_default_output_never_replaces_the_local_serving_pair() -> None:
+    """`serve` keeps its localhost pair in its cert dir; `certs` must write elsewhere."""
+    from webhook.cli import build_parser
+    from webhook.settings import Settings
+
+    args = build_parser().parse_args(["certs", "--service", "s", "--namespace", "n"])
+    local = Settings().cert_dir.resolve()
+    out = Path(args.out).resolve()
+    assert out != local
+    assert not {out / "tls.crt", out / "ca.crt"} & {local / "tls.crt", local / "ca.crt"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -61,24 +62,71 @@ def test_base_renders_every_part(base: list[dict[str, Any]]) -> None:
             "ServiceAccount",
             "ClusterRole",
             "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
             "Service",
             "Deployment",
             "PodDisruptionBudget",
+            "NetworkPolicy",
             "ValidatingWebhookConfiguration",
         ]
     )
     assert {
         d["metadata"].get("namespace")
         for d in base
-        if d["kind"] in ("ServiceAccount", "Service", "Deployment", "PodDisruptionBudget")
+        if d["kind"]
+        in ("ServiceAccount", "Service", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding")
     } == {"snapshot-webhook"}
 
 
-def test_cluster_role_reads_exactly_what_the_rules_read(base: list[dict[str, Any]]) -> None:
-    role = one(base, "ClusterRole")
-    granted = {(g, r): set(rule["verbs"]) for g, r, rule in rules_of(role, "rules")}
-    assert set(granted) == {(info.api_group, info.plural) for info in KINDS}
-    assert all(verbs == {"get", "list", "watch"} for verbs in granted.values())
+def grants(role: dict[str, Any]) -> set[tuple[str, str, str, tuple[str, ...]]]:
+    """(group, resource, verb, resourceNames) for every permission a role grants."""
+    return {
+        (group, resource, verb, tuple(rule.get("resourceNames", ())))
+        for group, resource, rule in rules_of(role, "rules")
+        for verb in rule["verbs"]
+    }
+
+
+def test_rbac_grants_exactly_what_the_webhook_uses(base: list[dict[str, Any]]) -> None:
+    settings = settings_from(build_parser().parse_args(container(base)["args"]))
+    reads = {
+        (info.api_group, info.plural, verb, ())
+        for info in KINDS
+        for verb in ("get", "list", "watch")
+    }
+    (configuration,) = settings.webhook_configurations
+    assert configuration == one(base, "ValidatingWebhookConfiguration")["metadata"]["name"]
+    assert grants(one(base, "ClusterRole")) == reads | {
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations", verb, (configuration,))
+        for verb in ("get", "update")
+    }
+    secret = settings.certificate_secret
+    assert grants(one(base, "Role")) == {
+        ("", "secrets", "create", ()),  # a create cannot name its object in RBAC
+        ("", "secrets", "get", (secret,)),
+        ("", "secrets", "update", (secret,)),
+    }
+    for binding in ("ClusterRoleBinding", "RoleBinding"):
+        (subject,) = one(base, binding)["subjects"]
+        account = one(base, "ServiceAccount")["metadata"]
+        assert (subject["name"], subject["namespace"]) == (account["name"], account["namespace"])
+
+
+def test_the_shipped_configuration_has_no_ca_bundle_to_wipe(base: list[dict[str, Any]]) -> None:
+    """A re-apply must leave the caBundle the webhook (or cert-manager) wrote."""
+    config = one(base, "ValidatingWebhookConfiguration")
+    assert all("caBundle" not in hook["clientConfig"] for hook in config["webhooks"])
+    assert "caBundle" not in (ROOT / "deploy" / "install.yaml").read_text()
+
+
+def test_a_labelled_namespace_opts_out_of_every_entry(base: list[dict[str, Any]]) -> None:
+    for hook in one(base, "ValidatingWebhookConfiguration")["webhooks"]:
+        assert hook["namespaceSelector"] == {
+            "matchExpressions": [
+                {"key": "snapshot-webhook.io/ignore", "operator": "NotIn", "values": ["true"]}
+            ]
+        }
 
 
 def test_webhook_covers_the_six_kinds_as_the_server_expects(base: list[dict[str, Any]]) -> None:
@@ -86,7 +134,7 @@ def test_webhook_covers_the_six_kinds_as_the_server_expects(base: list[dict[str,
     service = one(base, "Service")
     covered = set()
     for hook in config["webhooks"]:
-        assert hook["sideEffects"] == "None"
+        assert hook["sideEffects"] == "NoneOnDryRun"
         assert hook["admissionReviewVersions"] == ["v1", "v1beta1"]
         assert hook["matchPolicy"] == "Equivalent"
         assert hook["failurePolicy"] == "Fail"
@@ -106,24 +154,33 @@ def test_webhook_covers_the_six_kinds_as_the_server_expects(base: list[dict[str,
     assert covered == {(i.api_group, i.plural) for i in KINDS if i.reviewed}
 
 
-def test_service_reaches_the_container_and_probes_hit_real_paths(
+def test_service_reaches_the_container_and_probes_hit_the_probe_port(
     base: list[dict[str, Any]],
 ) -> None:
     spec = container(base)
-    (port,) = spec["ports"]
+    ports = {p["name"]: p["containerPort"] for p in spec["ports"]}
     target = one(base, "Service")["spec"]["ports"][0]["targetPort"]
-    assert target in (port["name"], port["containerPort"])
+    assert target == "https"
     args = build_parser().parse_args(spec["args"])
     settings = settings_from(args)
-    assert settings.port == port["containerPort"]
+    assert settings.port == ports["https"]
+    assert settings.probe_port == ports["probes"]
     assert settings.host == "0.0.0.0"
     assert settings.kube  # in a cluster the state follows the cluster, never embedded
+    assert settings.manage_certificates
+    assert settings.service == one(base, "Service")["metadata"]["name"]
+    (env,) = spec["env"]
+    assert env == {
+        "name": "POD_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    }
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         http = spec[probe]["httpGet"]
-        assert (http["path"], http["scheme"]) == (path, "HTTPS")
-        assert http["port"] in (port["name"], port["containerPort"])
-    mounts = {m["name"]: m["mountPath"] for m in spec["volumeMounts"]}
-    assert str(settings.tls_cert_file).startswith(mounts["certs"])
+        # plain HTTP on the probe port: mutual TLS on the admission port never breaks it
+        assert (http["path"], http["scheme"], http["port"]) == (path, "HTTP", "probes")
+    policy = one(base, "NetworkPolicy")["spec"]
+    assert policy["podSelector"] == one(base, "Deployment")["spec"]["selector"]
+    assert {p["port"] for rule in policy["ingress"] for p in rule["ports"]} == set(ports.values())
     grace = one(base, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert settings.shutdown_delay_seconds + settings.shutdown_timeout_seconds < grace
 
@@ -132,7 +189,7 @@ def test_pod_is_locked_down_and_highly_available(base: list[dict[str, Any]]) -> 
     deployment = one(base, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     spec = container(base)
-    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["replicas"] == 3
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     assert spec["securityContext"] == {
@@ -142,15 +199,71 @@ def test_pod_is_locked_down_and_highly_available(base: list[dict[str, Any]]) -> 
     }
     assert {"requests", "limits"} <= set(spec["resources"])
     assert pod["topologySpreadConstraints"]
-    assert one(base, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    # a drain proceeds one pod at a time whatever the replica count
+    assert one(base, "PodDisruptionBudget")["spec"] == {
+        "maxUnavailable": 1,
+        "selector": deployment["spec"]["selector"],
+    }
 
 
-def test_cert_manager_overlay_issues_the_service_names(base: list[dict[str, Any]]) -> None:
+def test_install_yaml_is_the_rendered_install(base: list[dict[str, Any]]) -> None:
+    shipped = [d for d in yaml.safe_load_all((ROOT / "deploy" / "install.yaml").read_text()) if d]
+    assert shipped == base, "deploy/install.yaml is stale: run scripts/render-install"
+
+
+def test_the_image_is_set_in_one_place_for_the_install_and_every_overlay(
+    tmp_path: Path,
+) -> None:
+    copy = tmp_path / "deploy"
+    shutil.copytree(ROOT / "deploy", copy)
+    kustomization = copy / "base" / "kustomization.yaml"
+    text = kustomization.read_text()
+    assert "newName: snapshot-webhook\n" in text
+    kustomization.write_text(
+        text.replace("newName: snapshot-webhook\n", "newName: registry.example.com/sw\n")
+    )
+    for path in ("", "overlays/cert-manager", "overlays/provided-certificate", "overlays/critical"):
+        docs = render(str(copy / path))
+        assert container(docs)["image"] == "registry.example.com/sw:0.1.0", path
+
+
+def test_the_critical_overlay_sets_the_priority_and_the_quota_that_admits_it() -> None:
+    docs = render("deploy/overlays/critical")
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    quota = one(docs, "ResourceQuota")
+    assert quota["metadata"]["namespace"] == one(docs, "Deployment")["metadata"]["namespace"]
+    (scope,) = quota["spec"]["scopeSelector"]["matchExpressions"]
+    assert scope["values"] == ["system-cluster-critical"]
+
+
+def test_the_provided_certificate_overlay_serves_the_mounted_secret() -> None:
+    docs = render("deploy/overlays/provided-certificate")
+    spec = container(docs)
+    settings = settings_from(build_parser().parse_args(spec["args"]))
+    assert not settings.manage_certificates
+    mounts = {m["name"]: m["mountPath"] for m in spec["volumeMounts"]}
+    assert str(settings.tls_cert_file).startswith(mounts["certs"])
+    assert str(settings.tls_private_key_file).startswith(mounts["certs"])
+
+
+def test_cert_manager_overlay_issues_from_a_ca_not_a_self_signed_leaf() -> None:
     docs = render("deploy/overlays/cert-manager")
-    certificate = one(docs, "Certificate")
+    by_name = {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Certificate", "Issuer")}
+    certificate = by_name["snapshot-webhook"]
     assert certificate["spec"]["dnsNames"] == certs.service_names(
         "snapshot-webhook", "snapshot-webhook"
     )
+    # serving certificate <- CA Issuer <- root CA Certificate <- self-signed Issuer
+    ca_issuer = by_name[certificate["spec"]["issuerRef"]["name"]]
+    root = next(
+        d
+        for d in by_name.values()
+        if d["kind"] == "Certificate"
+        and d["spec"].get("secretName") == ca_issuer["spec"]["ca"]["secretName"]
+    )
+    assert root["spec"]["isCA"] is True
+    assert "selfSigned" in by_name[root["spec"]["issuerRef"]["name"]]["spec"]
     volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
     secret = next(v["secret"]["secretName"] for v in volumes if "secret" in v)
     assert certificate["spec"]["secretName"] == secret
@@ -164,8 +277,34 @@ def test_dockerfile_runs_the_console_script_as_non_root() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["snapshot-webhook"]' in text
     assert "USER 65532" in text
-    assert "EXPOSE 8443" in text
+    assert "EXPOSE 8443 8081" in text
     assert text.startswith("# ") and "FROM python:3.11-slim" in text
+    assert "--require-hashes" in text and "-r /tmp/requirements.lock" in text
+    assert "org.opencontainers.image.version" in text
+    copied = {
+        word for line in text.splitlines() if line.startswith("COPY ") for word in line.split()
+    }
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    for name in ("pyproject.toml", "README.md", "LICENSE", "requirements.lock"):
+        assert name in copied or f"/tmp/{name}" in copied
+        assert f"!{name}" in ignored  # the build context holds what the Dockerfile copies
+
+
+def test_the_lock_pins_every_dependency_with_hashes() -> None:
+    import re
+    import tomllib
+
+    lock = (ROOT / "requirements.lock").read_text()
+    pinned = {
+        m.group(1).lower().replace("_", "-")
+        for m in re.finditer(r"^([A-Za-z0-9_.-]+)==\S+ \\$", lock, re.MULTILINE)
+    }
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for requirement in declared:
+        name = re.split(r"[\[<>=~ ]", requirement, maxsplit=1)[0].lower()
+        assert name in pinned, f"{name} is not in requirements.lock: run scripts/lock"
+    entries = lock.split("==")[1:]
+    assert entries and all("--hash=sha256:" in entry for entry in entries)
 
 
 def claim(**spec: object) -> dict[str, Any]:
@@ -243,3 +382,44 @@ def test_match_conditions_are_valid_cel_selecting_exactly_restores(
         assert bool(result) is selected
     # The webhook itself agrees on what a restore is.
     assert (snapshot_source(PersistentVolumeClaim.model_validate(obj)) is not None) is selected
+
+
+def readme_patches(what: str) -> list[str]:
+    """The README's `kubectl patch validatingwebhookconfiguration` lines that set `what`."""
+    readme = (ROOT / "README.md").read_text()
+    lines = [
+        line
+        for line in readme.splitlines()
+        if line.startswith("kubectl patch validatingwebhookconfiguration") and what in line
+    ]
+    assert lines, f"the README has no patch of {what}"
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("what", "check"),
+    [
+        ("caBundle", lambda hook: bool(hook["clientConfig"].get("caBundle"))),
+        ("failurePolicy", lambda hook: hook["failurePolicy"] == "Ignore"),
+    ],
+)
+def test_readme_patches_cover_every_webhook_entry(
+    base: list[dict[str, Any]], tmp_path: Path, what: str, check: Any
+) -> None:
+    """Run the README's commands as a shell would, against the rendered
+    configuration with `kubectl patch --local`: no entry is left out."""
+    config = tmp_path / "webhook.json"
+    config.write_text(json.dumps(one(base, "ValidatingWebhookConfiguration")))
+    (tmp_path / "ca-bundle.txt").write_text(certs.ca_bundle(certs.ensure(tmp_path, ["x"])))
+    for line in readme_patches(what):
+        script = (
+            f'kubectl() {{ shift 3; "{KUBECTL}" patch --local -f "{config}" -o json "$@"; }}\n'
+            + line
+        )
+        result = subprocess.run(
+            ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        patched = json.loads(result.stdout)
+        assert len(patched["webhooks"]) == 3
+        assert all(check(hook) for hook in patched["webhooks"])

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from builders import json_paths, replaced, review, snapshot_class, volume_snapshot
 from figures import record_figure
-from serving import JSON_HEADERS, ROOT, Server, running_server
+from serving import JSON_HEADERS, ROOT, Server, free_port, running_server
 
 MAX_BODY = 1024 * 1024
 TIMEOUT = 1.0  # header and body deadlines of the server under test
@@ -309,7 +309,19 @@ def test_client_certificates_are_required_with_a_client_ca(tmp_path: Path) -> No
     (tmp_path / "client.key").write_bytes(certs.key_pem(key))
     body = json.dumps(review(snapshot_class("mtls", driver="m.csi.example.com"), uid="mtls-1"))
     client = (tmp_path / "client.crt", tmp_path / "client.key")
-    with running_server(tmp_path, "--client-ca-file", str(ca_file), client_cert=client) as running:
+    probes = free_port()
+    with running_server(
+        tmp_path,
+        "--client-ca-file",
+        str(ca_file),
+        "--probe-port",
+        str(probes),
+        client_cert=client,
+    ) as running:
+        # the kubelet and Prometheus present no client certificate: the probe port
+        # answers them in plain HTTP while the admission port requires one
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert httpx.get(f"http://127.0.0.1:{probes}{path}", timeout=5).status_code == 200
         with pytest.raises((httpx.HTTPError, ssl.SSLError)):
             httpx.post(
                 f"{running.url}/validate",

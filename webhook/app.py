@@ -235,7 +235,16 @@ def create_app(webhook: Webhook, edge: Edge) -> FastAPI:
             for task in tasks:
                 task.cancel()
 
-    app = FastAPI(title="snapshot-webhook", version=__version__, lifespan=lifespan)
+    # No API docs: the admission port serves the apiserver, and Swagger UI would
+    # load its scripts from the internet.
+    app = FastAPI(
+        title="snapshot-webhook",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
 
     endpoint = AdmissionEndpoint(webhook, edge)
 
@@ -260,6 +269,13 @@ def create_app(webhook: Webhook, edge: Edge) -> FastAPI:
 
     app.add_middleware(AdmissionFastPath, endpoint=endpoint)
 
+    add_health_routes(app, edge)
+    return app
+
+
+def add_health_routes(app: FastAPI, edge: Edge) -> None:
+    """/healthz, /readyz and /metrics."""
+
     @app.get("/healthz")
     async def healthz() -> Response:
         return Response(orjson.dumps({"status": "ok"}), media_type=JSON)
@@ -274,4 +290,10 @@ def create_app(webhook: Webhook, edge: Edge) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(edge.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+
+def create_probe_app(edge: Edge) -> FastAPI:
+    """The plain-HTTP probe and metrics port: kubelet and Prometheus present no
+    client certificate, so they must never depend on the admission port's TLS."""
+    app = FastAPI(title="snapshot-webhook probes", docs_url=None, redoc_url=None, openapi_url=None)
+    add_health_routes(app, edge)
     return app

@@ -23,6 +23,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 CA_CERT, CA_KEY, TLS_CERT, TLS_KEY = "ca.crt", "ca.key", "tls.crt", "tls.key"
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 RENEW_BEFORE = datetime.timedelta(days=30)
+# notBefore is set this far in the past, so that a peer whose clock runs a little
+# behind accepts a certificate made a moment ago
+BACKDATE = datetime.timedelta(minutes=5)
 
 
 class CertificateError(ValueError):
@@ -65,6 +68,11 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+def issued_at(cert: x509.Certificate) -> datetime.datetime:
+    """When a certificate made here was made (its notBefore is backdated)."""
+    return cert.not_valid_before_utc + BACKDATE
+
+
 def _new_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
@@ -91,17 +99,19 @@ def _san(names: Sequence[str]) -> x509.SubjectAlternativeName:
     return x509.SubjectAlternativeName(entries)
 
 
-def make_ca(days: int) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+def make_ca(
+    days: float, now: datetime.datetime | None = None
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = _new_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "snapshot-webhook CA")])
-    now = _now()
+    now = now or _now()
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_before(now - BACKDATE)
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
@@ -128,13 +138,14 @@ def make_serving_cert(
     ca_key: ec.EllipticCurvePrivateKey,
     ca_cert: x509.Certificate,
     names: Sequence[str],
-    days: int,
+    days: float,
     *,
     client: bool = False,
+    now: datetime.datetime | None = None,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     """A leaf certificate signed by the CA: for serving, or (`client`) for presenting."""
     key = _new_key()
-    now = _now()
+    now = now or _now()
     not_after = min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc)
     cert = (
         x509.CertificateBuilder()
@@ -142,7 +153,7 @@ def make_serving_cert(
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_before(now - BACKDATE)
         .not_valid_after(not_after)
         .add_extension(_san(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

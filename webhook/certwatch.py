@@ -25,10 +25,13 @@ log = logging.getLogger("snapshot_webhook.tls")
 
 
 class CertificateReloader:
-    def __init__(self, context: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
+    def __init__(
+        self, context: ssl.SSLContext, cert_file: Path, key_file: Path, source: str = ""
+    ) -> None:
         self.context = context
         self.cert_file = cert_file
         self.key_file = key_file
+        self.source = source or str(cert_file)  # where new pairs come from, for the log
         self.not_after: datetime.datetime | None = None
         self.reloads = 0
         self._digest: bytes | None = None
@@ -62,6 +65,10 @@ class CertificateReloader:
                 err,
             )
             return None
+        return self.stage(cert, key)
+
+    def stage(self, cert: bytes, key: bytes) -> StagedPair | None:
+        """Prove a pair whose bytes differ from the one serving; None when unchanged or bad."""
         digest = hashlib.sha256(cert + b"\0" + key).digest()
         if digest == self._digest:
             return None
@@ -74,7 +81,7 @@ class CertificateReloader:
         except (ssl.SSLError, ValueError, OSError) as err:
             staged.discard()
             log.error(
-                "new certificate in %s rejected (%s); keeping the current one", self.cert_file, err
+                "new certificate from %s rejected (%s); keeping the current one", self.source, err
             )
             return None
         return staged
@@ -93,9 +100,17 @@ class CertificateReloader:
         self.reloads += 1
         log.info(
             "serving certificate reloaded from %s; valid until %s",
-            self.cert_file,
+            self.source,
             staged.not_after.isoformat() if staged.not_after else "unknown",
         )
+
+    async def offer(self, cert: bytes, key: bytes) -> bool:
+        """Serve this pair from now on, when it differs from the current one and is good."""
+        staged = await asyncio.to_thread(self.stage, cert, key)
+        if staged is None:
+            return False
+        self.install(staged)
+        return True
 
     async def watch(self, interval: float) -> None:
         while True:

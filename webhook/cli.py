@@ -15,11 +15,11 @@ from typing import IO
 from pydantic import ValidationError
 
 from webhook.certs import CertificateError
+from webhook.kubeapi import KubeConfigError
 from webhook.manifests import ManifestError
 from webhook.offline import EXIT_OK, EXIT_UNREADABLE
 from webhook.rules import Policy, UnknownRuleError
 from webhook.settings import Settings
-from webhook.state.kube import KubeConfigError
 
 
 def _add_state_and_rules(parser: argparse.ArgumentParser) -> None:
@@ -148,6 +148,60 @@ def build_parser() -> argparse.ArgumentParser:
         help="connections and requests at once; more get 503 (default 1000)",
     )
     serve.add_argument(
+        "--probe-port",
+        type=int,
+        metavar="PORT",
+        help="plain-HTTP port for /healthz, /readyz and /metrics, on --host; 0 for none "
+        "(default 8081)",
+    )
+    managed = serve.add_argument_group(
+        "self-managed certificates (with --kube)",
+        "Keep a CA and serving certificate in a Secret shared by every replica, serve it, "
+        "and write the CA into every entry of the named webhook configurations.",
+    )
+    managed.add_argument(
+        "--manage-certificates", action="store_true", default=None, help="turn this on"
+    )
+    managed.add_argument(
+        "--namespace",
+        metavar="NS",
+        help="where the Secret (and the claims) live (default: POD_NAMESPACE, else the pod's "
+        "service-account namespace, else the kubeconfig context's, else default)",
+    )
+    managed.add_argument(
+        "--service",
+        metavar="NAME",
+        help="the Service the apiserver calls; the certificate names NAME, NAME.NS, NAME.NS.svc "
+        "and NAME.NS.svc.cluster.local (default snapshot-webhook)",
+    )
+    managed.add_argument(
+        "--tls-san",
+        action="append",
+        dest="tls_sans",
+        metavar="NAME",
+        help="extra DNS name or IP address in the certificate (repeatable)",
+    )
+    managed.add_argument(
+        "--certificate-secret",
+        metavar="NAME",
+        help="the Secret holding the CA and serving pair (default snapshot-webhook-tls)",
+    )
+    managed.add_argument(
+        "--webhook-configuration",
+        action="append",
+        dest="webhook_configurations",
+        metavar="NAME",
+        help="ValidatingWebhookConfiguration whose caBundle is kept (repeatable; default "
+        "snapshot-webhook)",
+    )
+    for flag, meaning in (
+        ("certificate-sync", "how often the Secret and caBundles are checked (default 10)"),
+        ("ca-lifetime", "validity of a new CA (default 3 years)"),
+        ("certificate-lifetime", "validity of a new serving certificate (default 90 days)"),
+        ("ca-overlap", "how long a new CA is trusted before it signs (default 3600)"),
+    ):
+        managed.add_argument(f"--{flag}-seconds", type=float, metavar="SECONDS", help=meaning)
+    serve.add_argument(
         "--max-inflight-bytes",
         type=int,
         metavar="BYTES",
@@ -180,7 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     certs.add_argument("--service", required=True, metavar="NAME")
     certs.add_argument("--namespace", required=True, metavar="NS")
-    certs.add_argument("--out", default="certs", metavar="DIR")
+    certs.add_argument(
+        "--out",
+        default="certs/service",
+        metavar="DIR",
+        help="where to write them (default certs/service; serve keeps its local pair in certs)",
+    )
     certs.add_argument("--days", type=int, default=365, help="validity of the serving certificate")
     certs.add_argument("--force", action="store_true", help="make a new CA as well")
     certs.add_argument(

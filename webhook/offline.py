@@ -21,17 +21,12 @@ from webhook.admission import (
 )
 from webhook.audit import audit, by_rule
 from webhook.decide import UnreadableObjectError, decide, parse_object
+from webhook.kubeapi import KubeAPI, KubeConfigError, api_client
 from webhook.manifests import ManifestError, documents, expand, read_bytes
 from webhook.rules import Policy
 from webhook.service import Webhook
 from webhook.state.fixtures import ObjectStore, with_namespace
-from webhook.state.kube import (
-    ClusterState,
-    KubeAPI,
-    KubeConfigError,
-    WatchSettings,
-    api_client,
-)
+from webhook.state.kube import ClusterState, WatchSettings
 
 EXIT_OK, EXIT_DENIED, EXIT_UNREADABLE = 0, 1, 2
 

@@ -9,11 +9,16 @@ then uvicorn stops accepting connections and lets in-flight requests finish
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
+import shutil
 import signal
+import socket
 import ssl
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import FrameType
@@ -22,10 +27,13 @@ from typing import Any
 import uvicorn
 
 from webhook import certs, logs
-from webhook.app import Edge, create_app
+from webhook.app import Edge, create_app, create_probe_app
 from webhook.audit import audit, by_rule
+from webhook.certplan import Lifetimes, ManagedPair
+from webhook.certsync import CertificateManager
 from webhook.certwatch import CertificateReloader, server_context
 from webhook.health import Readiness
+from webhook.kubeapi import KubeAPI, api_client, own_namespace
 from webhook.logs import AdmissionLog
 from webhook.metrics import Metrics
 from webhook.protocol import guarded_protocol
@@ -35,7 +43,7 @@ from webhook.service import Webhook
 from webhook.settings import Settings
 from webhook.state.fixtures import ObjectStore
 from webhook.state.index import StateIndex
-from webhook.state.kube import ClusterState, KubeAPI, WatchSettings, api_client
+from webhook.state.kube import ClusterState, WatchSettings
 from webhook.state.layers import Reservations
 
 log = logging.getLogger("snapshot_webhook.server")
@@ -47,6 +55,8 @@ class DrainingServer(uvicorn.Server):
         self.readiness = readiness
         self.delay = delay
         self.cluster: ClusterState | None = None
+        self.probes: ProbeServer | None = None
+        self.private_dir: Path | None = None  # managed certificates' private copy
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Exit flags are set directly rather than through uvicorn's handler, which
@@ -72,6 +82,28 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
+class ProbeServer(uvicorn.Server):
+    """The plain-HTTP probe port, run beside the admission server in its loop.
+
+    It leaves signals to the admission server and stops after it, so that the
+    kubelet sees /readyz turn false during the drain."""
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        await self._serve(sockets)
+
+
+async def run_servers(main: DrainingServer, probes: ProbeServer | None) -> None:
+    if probes is None:
+        await main.serve()
+        return
+    probe_task = asyncio.create_task(probes.serve())
+    try:
+        await main.serve()
+    finally:
+        probes.should_exit = True
+        await probe_task
+
+
 def certificate_files(settings: Settings, out: Callable[[str], Any]) -> tuple[Path, Path]:
     """The serving pair: as configured, or generated into the cert dir with a local CA."""
     if settings.tls_cert_file is not None and settings.tls_private_key_file is not None:
@@ -86,6 +118,66 @@ def certificate_files(settings: Settings, out: Callable[[str], Any]) -> tuple[Pa
         f"https://{_url_host(settings.host)}:{settings.port}/validate"
     )
     return paths.cert, paths.key
+
+
+def managed_certificates(
+    settings: Settings, api: KubeAPI, namespace: str
+) -> tuple[CertificateManager, ManagedPair, Path]:
+    """The Secret-backed pair, obtained (or made) before the server starts, and the
+    private directory its first copy is written to for the TLS context."""
+    names = [*certs.service_names(settings.service, namespace), *settings.tls_sans]
+    manager = CertificateManager(
+        api,
+        namespace,
+        settings.certificate_secret,
+        names,
+        settings.webhook_configurations,
+        Lifetimes(
+            ca=datetime.timedelta(seconds=settings.ca_lifetime_seconds),
+            serving=datetime.timedelta(seconds=settings.certificate_lifetime_seconds),
+            overlap=datetime.timedelta(seconds=settings.ca_overlap_seconds),
+        ),
+    )
+    pair = manager.initial(deadline_seconds=60.0, sleep=time.sleep)
+    directory = Path(tempfile.mkdtemp(prefix="snapshot-webhook-tls-"))
+    certs.write_private(directory / certs.TLS_KEY, pair.key)
+    certs.write_public(directory / certs.TLS_CERT, pair.cert)
+    return manager, pair, directory
+
+
+# matchConditions (the restores entry) and admissionregistration.k8s.io/v1
+# ValidatingAdmissionPolicy are GA from this version on
+MIN_KUBERNETES = (1, 30)
+
+
+def check_server_version(api: KubeAPI) -> None:
+    """Say clearly, at start, when the apiserver is older than the install needs."""
+    try:
+        status, version = api.get_json("/version", timeout=(5.0, 5.0))
+    except Exception as err:  # the watches report an unreachable apiserver themselves
+        log.warning("cannot read the Kubernetes version: %s", err)
+        return
+    if status != 200 or not isinstance(version, dict):
+        log.warning("cannot read the Kubernetes version: HTTP %s", status)
+        return
+    try:
+        found = (
+            int(str(version.get("major"))),
+            int("".join(c for c in str(version.get("minor")) if c.isdigit())),
+        )
+    except ValueError:
+        log.warning("cannot read the Kubernetes version from %s", version)
+        return
+    if found < MIN_KUBERNETES:
+        log.error(
+            "the apiserver runs Kubernetes %s; snapshot-webhook needs v%d.%d or newer "
+            "(matchConditions on the restores webhook): claims restored from snapshots are "
+            "not checked as intended",
+            version.get("gitVersion") or f"v{found[0]}.{found[1]}",
+            *MIN_KUBERNETES,
+        )
+    else:
+        log.info("Kubernetes %s", version.get("gitVersion") or f"v{found[0]}.{found[1]}")
 
 
 def _url_host(host: str) -> str:
@@ -131,22 +223,41 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
     policy = Policy.parse(settings.rules)
     store = ObjectStore()
     count = store.load(settings.state)
-    cert_file, key_file = certificate_files(settings, out)
+    kubeconfig = str(settings.kubeconfig) if settings.kubeconfig else None
+    api = KubeAPI(api_client(kubeconfig)) if settings.kube else None
+    manager: CertificateManager | None = None
+    private_dir: Path | None = None
+    if api is not None:
+        check_server_version(api)
+    if api is not None and settings.manage_certificates:
+        namespace = settings.namespace or own_namespace(kubeconfig)
+        manager, _, private_dir = managed_certificates(settings, api, namespace)
+        cert_file, key_file = private_dir / certs.TLS_CERT, private_dir / certs.TLS_KEY
+        source = f"Secret {namespace}/{settings.certificate_secret}"
+    else:
+        cert_file, key_file = certificate_files(settings, out)
+        source = ""
     context = server_context(cert_file, key_file, settings.client_ca_file)
-    reloader = CertificateReloader(context, cert_file, key_file)
+    reloader = CertificateReloader(context, cert_file, key_file, source)
     reloader.load_initial()
 
     readiness = Readiness(state_loaded=True, certificate=reloader)
     metrics = Metrics()
     metrics.watch_state(store.index.counts)
     metrics.watch_certificate(lambda: reloader.not_after)
-    background = [lambda: reloader.watch(settings.cert_poll_seconds)]
+    background: list[Callable[[], Coroutine[None, None, None]]] = []
+    if manager is not None:
+        interval = settings.certificate_sync_seconds
+        background.append(
+            lambda: manager.run(interval, lambda pair: reloader.offer(pair.cert, pair.key))
+        )
+    else:
+        background.append(lambda: reloader.watch(settings.cert_poll_seconds))
     cluster: ClusterState | None = None
-    if settings.kube:
-        kubeconfig = str(settings.kubeconfig) if settings.kubeconfig else None
+    if api is not None:
         reservations = Reservations(settings.reservation_ttl_seconds)
         cluster = ClusterState(
-            KubeAPI(api_client(kubeconfig)),
+            api,
             store.index,
             watch_settings(settings),
             on_change=reservations.settle,
@@ -201,6 +312,22 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
     )
     server = DrainingServer(config, readiness, settings.shutdown_delay_seconds)
     server.cluster = cluster
+    server.private_dir = private_dir
+    if settings.probe_port:
+        server.probes = ProbeServer(
+            uvicorn.Config(
+                create_probe_app(edge),
+                host=settings.host,
+                port=settings.probe_port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                server_header=False,
+                http=guarded_protocol(settings.header_timeout_seconds),
+                timeout_keep_alive=settings.keep_alive_seconds,
+                limit_concurrency=64,
+            )
+        )
     return server
 
 
@@ -210,8 +337,10 @@ def serve(settings: Settings) -> int:
     if server.cluster is not None:
         server.cluster.start()
     try:
-        server.run()
+        asyncio.run(run_servers(server, server.probes))
     finally:
         if server.cluster is not None:
             server.cluster.stop()
+        if server.private_dir is not None:
+            shutil.rmtree(server.private_dir, ignore_errors=True)
     return 0

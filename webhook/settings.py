@@ -53,6 +53,19 @@ class Settings(BaseSettings):
     reservation_ttl_seconds: float = Field(30.0, gt=0)
     live_get_timeout_seconds: float = Field(1.0, gt=0)
     audit_interval_seconds: float = Field(300.0, gt=0)
+    # health and metrics on a plain-HTTP port of their own (0: none)
+    probe_port: int = Field(8081, ge=0, le=65535)
+    # self-managed certificates (cluster mode)
+    manage_certificates: bool = False
+    namespace: str | None = None  # default: POD_NAMESPACE, service account, kubeconfig
+    service: str = "snapshot-webhook"
+    tls_sans: list[str] = Field(default_factory=list)
+    certificate_secret: str = "snapshot-webhook-tls"
+    webhook_configurations: list[str] = Field(default_factory=lambda: ["snapshot-webhook"])
+    certificate_sync_seconds: float = Field(10.0, gt=0, le=30)
+    ca_lifetime_seconds: float = Field(3 * 365 * 86400.0, gt=0)
+    certificate_lifetime_seconds: float = Field(90 * 86400.0, gt=0)
+    ca_overlap_seconds: float = Field(3600.0, gt=0)
 
     @model_validator(mode="after")
     def _cert_and_key_together(self) -> Settings:
@@ -62,6 +75,18 @@ class Settings(BaseSettings):
             raise ValueError(f"{given} was given without {missing}: pass both or neither")
         if self.kubeconfig is not None:
             self.kube = True
+        if self.manage_certificates and not self.kube:
+            raise ValueError(
+                "--manage-certificates keeps the certificate in a Secret: it needs --kube or "
+                "--kubeconfig"
+            )
+        if self.manage_certificates and self.tls_cert_file is not None:
+            raise ValueError(
+                "--manage-certificates and --tls-cert-file both say where the serving "
+                "certificate comes from: pass one"
+            )
+        if self.probe_port and self.probe_port == self.port:
+            raise ValueError(f"--probe-port {self.probe_port} is the admission port (--port)")
         if self.kube and self.state:
             raise ValueError(
                 "--state seeds the embedded state and cannot be combined with --kube or "

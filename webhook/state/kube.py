@@ -31,12 +31,10 @@ from typing import Any
 
 import orjson
 import urllib3
-import yaml
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from pydantic import ValidationError
 
 from webhook.kinds import KINDS, KindInfo
+from webhook.kubeapi import APIStatusError, KubeAPI, json_or_none, status_message
 from webhook.objects import KubeObject
 from webhook.records import Record, to_record
 from webhook.state.index import StateIndex
@@ -51,13 +49,6 @@ class WatchGoneError(Exception):
     """410: the resourceVersion is too old; relist."""
 
 
-class APIStatusError(Exception):
-    def __init__(self, status: int, verb: str, path: str, detail: str = "") -> None:
-        super().__init__(f"{verb} {path}: HTTP {status} {detail}".strip())
-        self.status = status
-        self.verb = verb
-
-
 @dataclass(frozen=True)
 class WatchSettings:
     connect_timeout: float = 5.0
@@ -68,76 +59,6 @@ class WatchSettings:
     discovery_interval: float = 30.0
     failure_grace: float = 60.0  # watches failing longer than this make /readyz false
     live_get_timeout: float = 1.0
-
-
-class KubeConfigError(ValueError):
-    """No usable Kubernetes client configuration."""
-
-
-def api_client(kubeconfig: str | None) -> k8s.ApiClient:
-    """In-cluster configuration, or a kubeconfig file (default: ~/.kube/config)."""
-    configuration = k8s.Configuration()
-    if kubeconfig is None:
-        try:
-            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            return k8s.ApiClient(configuration)
-        except k8s_config.ConfigException:
-            pass
-    try:
-        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, client_configuration=configuration
-        )
-    except (
-        k8s_config.ConfigException,
-        OSError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        yaml.YAMLError,
-    ) as err:
-        where = kubeconfig or "the in-cluster service account or ~/.kube/config"
-        raise KubeConfigError(
-            f"cannot load a Kubernetes configuration from {where}: {err}"
-        ) from None
-    return k8s.ApiClient(configuration)
-
-
-class KubeAPI:
-    """Raw JSON requests through the official client (its auth, TLS and proxy settings)."""
-
-    def __init__(self, api: k8s.ApiClient) -> None:
-        self.api = api
-
-    def _send(
-        self, path: str, query: Sequence[tuple[str, str]], timeout: tuple[float, float]
-    ) -> Any:
-        method, url, headers, body, post = self.api.param_serialize(
-            "GET",
-            path,
-            query_params=list(query),
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-        )
-        return self.api.call_api(method, url, headers, body, post, _request_timeout=timeout)
-
-    def get_json(
-        self,
-        path: str,
-        query: Sequence[tuple[str, str]] = (),
-        timeout: tuple[float, float] = (5.0, 30.0),
-    ) -> tuple[int, Any]:
-        response = self._send(path, query, timeout)
-        data = response.read()
-        try:
-            return response.status, orjson.loads(data) if data else None
-        except orjson.JSONDecodeError:
-            return response.status, None
-
-    def stream(
-        self, path: str, query: Sequence[tuple[str, str]], timeout: tuple[float, float]
-    ) -> Any:
-        """The raw urllib3 response of a watch, not yet read."""
-        return self._send(path, query, timeout).response
 
 
 def resource_path(
@@ -342,7 +263,7 @@ class Reflector:
             if status == 410:
                 raise WatchGoneError  # the continue token expired: list again from the start
             if status != 200 or not isinstance(page, dict):
-                raise APIStatusError(status, "list", path, _status_message(page))
+                raise APIStatusError(status, "list", path, status_message(page))
             for item in page.get("items") or []:
                 record = self._record(item)
                 if record is not None:
@@ -397,7 +318,7 @@ class Reflector:
             if response.status == 410:
                 raise WatchGoneError
             if response.status != 200:
-                detail = _status_message(_json_or_none(response.read()))
+                detail = status_message(json_or_none(response.read()))
                 raise APIStatusError(response.status, "watch", path, detail)
             self._healthy()
             for line in lines(response):
@@ -417,7 +338,7 @@ class Reflector:
             if obj.get("code") == 410:
                 raise WatchGoneError
             raise APIStatusError(
-                int(obj.get("code") or 500), "watch", self.info.plural, _status_message(obj)
+                int(obj.get("code") or 500), "watch", self.info.plural, status_message(obj)
             )
         metadata = obj.get("metadata") or {}
         version = metadata.get("resourceVersion")
@@ -433,19 +354,6 @@ class Reflector:
             self.on_change(self.info, namespace, name)
         if version:
             self.resource_version = str(version)  # BOOKMARK carries only this
-
-
-def _json_or_none(data: bytes) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def _status_message(status: object) -> str:
-    if isinstance(status, dict):
-        return str(status.get("message") or status.get("reason") or "")
-    return ""
 
 
 class ClusterState:
@@ -506,6 +414,6 @@ class ClusterState:
         if status == 404:
             return None
         if status != 200 or not isinstance(body, dict):
-            raise APIStatusError(status, "get", path, _status_message(body))
+            raise APIStatusError(status, "get", path, status_message(body))
         body.setdefault("kind", info.kind)
         return to_record(info, info.model.model_validate(body))
