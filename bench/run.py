@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from bench.claims import section as claims_section
 from bench.payloads import ROOT, SMALL_STATE, large_state, payloads
 from bench.profile import decision_profile
 from webhook import certs
@@ -368,6 +369,8 @@ def main() -> None:
     profile = decision_profile(bodies)
     command = "scripts/bench" + (f" --seconds {args.seconds}" if args.seconds != 10 else "")
     text = report(results, command, args.seconds, [p.stat().st_size for p in bodies], profile)
+    print("benchmarking claims ...", file=sys.stderr, flush=True)
+    text = text.rstrip("\n") + "\n\n" + claims_section()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

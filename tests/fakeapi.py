@@ -223,6 +223,9 @@ class FakeAPIServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # As the apiserver's Go server does: without it, a response written as
+            # headers then body waits out the client's delayed ACK (40 ms).
+            disable_nagle_algorithm = True
 
             def log_message(self, *_: Any) -> None:
                 pass

@@ -106,6 +106,10 @@ def test_rbac_grants_exactly_what_the_webhook_uses(base: list[dict[str, Any]]) -
         ("", "secrets", "create", ()),  # a create cannot name its object in RBAC
         ("", "secrets", "get", (secret,)),
         ("", "secrets", "update", (secret,)),
+        *(
+            ("coordination.k8s.io", "leases", verb, ())
+            for verb in ("create", "get", "update", "delete", "list")
+        ),
     }
     for binding in ("ClusterRoleBinding", "RoleBinding"):
         (subject,) = one(base, binding)["subjects"]

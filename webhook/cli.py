@@ -147,6 +147,35 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="connections and requests at once; more get 503 (default 1000)",
     )
+    claims = serve.add_argument_group(
+        "claims on unique slots (with --kube)",
+        "Before admitting a write that takes a default class or a one-to-one binding, claim "
+        "it with a Lease in --namespace, so that exactly one replica admits it.",
+    )
+    claims.add_argument(
+        "--claims",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="claim unique slots through the apiserver (default on)",
+    )
+    claims.add_argument(
+        "--claim-duration-seconds",
+        type=float,
+        metavar="SECONDS",
+        help="how long a claim lives unless the watch shows its holder first (default 30)",
+    )
+    claims.add_argument(
+        "--claim-timeout-seconds",
+        type=float,
+        metavar="SECONDS",
+        help="timeout of each claim request to the apiserver (default 2)",
+    )
+    claims.add_argument(
+        "--claim-failure",
+        choices=["deny", "warn"],
+        help="when a claim cannot be made: deny and ask to retry (default), or admit with a "
+        "warning",
+    )
     serve.add_argument(
         "--probe-port",
         type=int,

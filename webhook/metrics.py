@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from webhook.admission import Verdict
@@ -37,14 +37,22 @@ def verdict_label(verdict: Verdict) -> str:
     return "denied" if verdict.code == 403 else "errored"
 
 
-class _Snapshot(Collector):
-    """A gauge family read at scrape time from a callback."""
+class _ReadAtScrape(Collector):
+    """A gauge or counter family read at scrape time from a callback."""
 
-    def __init__(self, name: str, doc: str, label: str, read: Callable[[], Mapping[str, float]]):
+    def __init__(
+        self,
+        name: str,
+        doc: str,
+        label: str,
+        read: Callable[[], Mapping[str, float]],
+        family: type[GaugeMetricFamily | CounterMetricFamily] = GaugeMetricFamily,
+    ):
         self._name, self._doc, self._label, self._read = name, doc, label, read
+        self._family = family
 
     def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily(self._name, self._doc, labels=[self._label])
+        family = self._family(self._name, self._doc, labels=[self._label])
         for key, value in sorted(self._read().items()):
             family.add_metric([key], value)
         yield family
@@ -106,6 +114,11 @@ class Metrics:
             "Admitted writes held until the watch shows them.",
             registry=self.registry,
         )
+        self.live_claims = Gauge(
+            "snapshot_webhook_live_claims",
+            "Unexpired claims (Leases) on unique slots at the last sweep.",
+            registry=self.registry,
+        )
         self._admission_children: dict[tuple[str, str, str], Any] = {}
         self.cert_not_after = Gauge(
             "snapshot_webhook_certificate_not_after_timestamp_seconds",
@@ -115,7 +128,7 @@ class Metrics:
 
     def watch_state(self, counts: Callable[[], Mapping[str, float]]) -> None:
         self.registry.register(
-            _Snapshot(
+            _ReadAtScrape(
                 "snapshot_webhook_state_objects", "Objects in the state index.", "kind", counts
             )
         )
@@ -125,13 +138,28 @@ class Metrics:
 
     def watch_events(self, seconds_since: Callable[[], Mapping[str, float]]) -> None:
         self.registry.register(
-            _Snapshot(
+            _ReadAtScrape(
                 "snapshot_webhook_watch_seconds_since_last_event",
                 "Seconds since the watch of a kind last delivered an event.",
                 "kind",
                 seconds_since,
             )
         )
+
+    def watch_claims(
+        self, counts: Callable[[], Mapping[str, float]], live: Callable[[], float]
+    ) -> None:
+        self.registry.register(
+            _ReadAtScrape(
+                "snapshot_webhook_claims",
+                "Claims on unique slots through the apiserver, by result: claimed, taken_over, "
+                "held (by another object: denied), failed (the apiserver could not be asked).",
+                "result",
+                counts,
+                CounterMetricFamily,
+            )
+        )
+        self.live_claims.set_function(live)
 
     def count_watch(self, what: str, info: KindInfo) -> None:
         (self.relists if what == "relist" else self.watch_restarts).labels(info.kind).inc()

@@ -32,6 +32,7 @@ from webhook.audit import audit, by_rule
 from webhook.certplan import Lifetimes, ManagedPair
 from webhook.certsync import CertificateManager
 from webhook.certwatch import CertificateReloader, server_context
+from webhook.claims import RELEASE_GRACE, LeaseClaims
 from webhook.health import Readiness
 from webhook.kubeapi import KubeAPI, api_client, own_namespace
 from webhook.logs import AdmissionLog
@@ -218,6 +219,23 @@ def periodic_audit(
     return run
 
 
+async def maintain_claims(claims: LeaseClaims, webhook: Webhook, readiness: Readiness) -> None:
+    """Release claims the watch has settled; now and then, delete expired ones."""
+    sweep_every = max(1.0, claims.duration / 2)
+    last_sweep = 0.0
+    while True:
+        await asyncio.sleep(0.5)
+        if readiness.problems():
+            continue  # the watched state is not to be trusted yet
+        try:
+            await asyncio.to_thread(claims.settled, webhook.claim_settled, RELEASE_GRACE)
+            if time.monotonic() - last_sweep >= sweep_every:
+                await asyncio.to_thread(claims.sweep)
+                last_sweep = time.monotonic()
+        except Exception as err:  # the next round tries again; claims expire meanwhile
+            log.warning("maintaining claims failed: %s", err)
+
+
 def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServer:
     """Everything `serve` runs, wired together but not started."""
     policy = Policy.parse(settings.rules)
@@ -255,6 +273,15 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
         background.append(lambda: reloader.watch(settings.cert_poll_seconds))
     cluster: ClusterState | None = None
     if api is not None:
+        claims = None
+        if settings.claims:
+            claims = LeaseClaims(
+                api,
+                settings.namespace or own_namespace(kubeconfig),
+                settings.claim_duration_seconds,
+                timeout=settings.claim_timeout_seconds,
+            )
+            metrics.watch_claims(lambda: dict(claims.counts), lambda: float(claims.live))
         reservations = Reservations(settings.reservation_ttl_seconds)
         cluster = ClusterState(
             api,
@@ -273,7 +300,12 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
             reservations=reservations,
             live_get=cluster.live_get,
             on_live_get=metrics.count_live_get,
+            claims=claims,
+            claim_failure=settings.claim_failure,
         )
+        if claims is not None:
+            claims.gave_up = webhook.claim_given_up
+            background.append(lambda: maintain_claims(claims, webhook, readiness))
         background.append(
             periodic_audit(store.index, policy, metrics, readiness, settings.audit_interval_seconds)
         )

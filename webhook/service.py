@@ -22,11 +22,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from webhook import kinds
-from webhook.admission import AdmissionRequest, Review, Verdict, errored
+from webhook.admission import AdmissionRequest, Review, Verdict, allowed, denied, errored
+from webhook.claims import Holder, LeaseClaims
 from webhook.decide import Subject, judge, read_subject, subject_record
 from webhook.kinds import KindInfo, Role
 from webhook.records import ClaimRecord, ContentRecord, Record, SnapshotRecord
-from webhook.rules import Policy
+from webhook.rules import BY_ID, Policy
+from webhook.rules.base import Finding, Mode
+from webhook.slots import Slot, holds, taken_by
 from webhook.state.fixtures import apply_admitted
 from webhook.state.index import StateIndex
 from webhook.state.layers import LayeredState, Reservations
@@ -87,6 +90,8 @@ class Webhook:
     reservations: Reservations | None = None
     live_get: LiveGet | None = None
     on_live_get: Callable[[KindInfo, str], None] = field(default=lambda info, result: None)
+    claims: LeaseClaims | None = None  # cluster mode: unique slots claimed with Leases
+    claim_failure: str = "deny"  # when the apiserver cannot be asked: deny, or warn and allow
 
     def view(self) -> StateView:
         if self.reservations is None:
@@ -99,7 +104,7 @@ class Webhook:
         subject = self._subject(review)
         if isinstance(subject, Verdict):
             return self._admitted(review.request, None, subject)
-        return self._judge(review.request, subject, self.view())
+        return self._admitted(review.request, subject, self._judge(subject, self.view()))
 
     async def judge_live(self, review: Review) -> Verdict:
         """The verdict, after fetching what the watch has not delivered yet."""
@@ -117,22 +122,110 @@ class Webhook:
                 log.exception(
                     "looking up objects for %s %s failed", subject.info.kind, subject.new.name
                 )
-        return self._judge(review.request, subject, view)
+        verdict = self._judge(subject, view)
+        request = review.request
+        if self.claims is not None and verdict.allowed and request and not request.dry_run:
+            verdict = await asyncio.to_thread(self._claim, request, subject, verdict)
+        return self._admitted(request, subject, verdict)
 
     def _subject(self, review: Review) -> Subject | Verdict:
         if review.request is None:
             return errored(400, review.error or "request is unreadable")
         return read_subject(review.request)
 
-    def _judge(
-        self, request: AdmissionRequest | None, subject: Subject, view: StateView
-    ) -> Verdict:
+    def _judge(self, subject: Subject, view: StateView) -> Verdict:
         try:
-            verdict = judge(subject, view, self.policy)
+            return judge(subject, view, self.policy)
         except Exception:  # a bug, not the caller's fault: answer, log, keep serving
             log.exception("internal error judging %s %s", subject.info.kind, subject.new.name)
             return errored(500, "internal error in snapshot-webhook; see its log")
-        return self._admitted(request, subject, verdict)
+
+    # --- claims -------------------------------------------------------------------
+
+    def _claim(self, request: AdmissionRequest, subject: Subject, verdict: Verdict) -> Verdict:
+        """Claim, through the apiserver, each unique slot the subject takes that the
+        watched state shows as free. Blocking (runs off the event loop)."""
+        assert self.claims is not None
+        family = subject.info.rules_family
+        assert family is not None
+        record = subject_record(subject.info, subject.new)
+        watched = self.state.family(family)
+        holder = Holder(
+            subject.info.kind,
+            subject.new.namespace,
+            subject.new.name,
+            subject.new.uid or "",
+            request.operation,
+        )
+        findings = list(verdict.findings)
+        for slot in taken_by(family, record):
+            mode = self.policy.mode(BY_ID[slot.rule_id])
+            if mode is Mode.OFF or holds(watched, slot, record):
+                continue
+            outcome = self.claims.claim(slot, holder)
+            if outcome.claimed:
+                continue
+            lease = f"Lease {self.claims.namespace}/{outcome.lease}"
+            if outcome.holder is not None:
+                until = f"{outcome.until:%H:%M:%S}Z" if outcome.until else "its expiry"
+                message = (
+                    f"{slot.path} takes {slot.what}, but {outcome.holder.display} holds a "
+                    f"pending claim on it ({lease}: admitted moments ago, not yet stored by "
+                    f"the apiserver; the claim lapses at {until} unless it is stored)"
+                )
+                findings.append(Finding(slot.rule_id, slot.path, message, mode is Mode.DENY))
+            elif self.claim_failure == "deny":
+                message = (
+                    f"{slot.path} takes {slot.what}, which must first be claimed through the "
+                    f"apiserver, and the claim failed ({outcome.error}): retry the request"
+                )
+                findings.append(Finding(slot.rule_id, slot.path, message, True))
+            else:
+                message = (
+                    f"{slot.path} takes {slot.what}, admitted without a claim because the "
+                    f"apiserver could not be asked ({outcome.error}): another replica may "
+                    "admit a conflicting object; the audit reports it if so"
+                )
+                findings.append(Finding(slot.rule_id, slot.path, message, False))
+        if len(findings) == len(verdict.findings):
+            return verdict
+        if any(f.denies for f in findings):
+            return denied(findings)
+        return allowed(findings)
+
+    def _stored(self, slot: Slot, holder: Holder) -> Record | None:
+        """The holder of a claim as the watch shows it (None when not stored yet, or
+        when it is another incarnation of that name)."""
+        view = self.state.family(slot.family)
+        found: Record | None = None
+        if holder.kind == slot.family.class_kind:
+            found = view.snapshot_class(holder.name)
+        elif holder.kind == slot.family.snapshot_kind:
+            found = view.snapshot(holder.namespace, holder.name)
+        elif holder.kind == slot.family.content_kind:
+            found = view.content(holder.name)
+        if found is None or (holder.uid and found.id.uid and found.id.uid != holder.uid):
+            return None
+        return found
+
+    def claim_settled(self, slot: Slot, holder: Holder) -> bool:
+        """The watch shows the holder holding the slot: the rules enforce it now."""
+        stored = self._stored(slot, holder)
+        return stored is not None and holds(self.state.family(slot.family), slot, stored)
+
+    def claim_given_up(self, slot: Slot, holder: Holder) -> bool:
+        """The watch shows the object a CREATE claimed for, stored without the slot.
+        (An UPDATE's object has the same uid before and after, so a stored copy
+        without the slot may be the state before the claimed write: only expiry
+        ends such a claim early.)"""
+        if holder.operation != "CREATE" or not holder.uid:
+            return False
+        stored = self._stored(slot, holder)
+        return (
+            stored is not None
+            and stored.id.uid == holder.uid
+            and not holds(self.state.family(slot.family), slot, stored)
+        )
 
     def _admitted(
         self, request: AdmissionRequest | None, subject: Subject | None, verdict: Verdict

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     reservation_ttl_seconds: float = Field(30.0, gt=0)
     live_get_timeout_seconds: float = Field(1.0, gt=0)
     audit_interval_seconds: float = Field(300.0, gt=0)
+    # unique slots claimed with Leases (cluster mode)
+    claims: bool = True
+    claim_duration_seconds: float = Field(30.0, ge=2)
+    claim_timeout_seconds: float = Field(2.0, gt=0, le=4)
+    claim_failure: Literal["deny", "warn"] = "deny"
     # health and metrics on a plain-HTTP port of their own (0: none)
     probe_port: int = Field(8081, ge=0, le=65535)
     # self-managed certificates (cluster mode)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
@@ -32,10 +32,15 @@ from webhook.state.view import FamilyView, StateView
 R = TypeVar("R", SnapshotRecord, ContentRecord, ClassRecord)
 
 
-def _merge(upper: Sequence[R], lower: Sequence[R], shadowed: Callable[[R], bool]) -> tuple[R, ...]:
-    merged: list[R] = list(upper)
-    merged.extend(record for record in lower if not shadowed(record))
-    return tuple(merged)
+def _over(upper: R | None, lower: R | None) -> R | None:
+    """The upper record, unless the lower layer shows another incarnation of that
+    name (a different uid): then the upper one is a create the apiserver must
+    have refused (the name was taken), and what is stored wins."""
+    if upper is None:
+        return lower
+    if lower is not None and upper.id.uid and lower.id.uid and upper.id.uid != lower.id.uid:
+        return lower
+    return upper
 
 
 class LayeredFamily:
@@ -43,34 +48,34 @@ class LayeredFamily:
         self.lower, self.upper = lower, upper
 
     def snapshot(self, namespace: str, name: str) -> SnapshotRecord | None:
-        return self.upper.snapshot(namespace, name) or self.lower.snapshot(namespace, name)
+        return _over(self.upper.snapshot(namespace, name), self.lower.snapshot(namespace, name))
 
     def content(self, name: str) -> ContentRecord | None:
-        return self.upper.content(name) or self.lower.content(name)
+        return _over(self.upper.content(name), self.lower.content(name))
 
     def snapshot_class(self, name: str) -> ClassRecord | None:
-        return self.upper.snapshot_class(name) or self.lower.snapshot_class(name)
+        return _over(self.upper.snapshot_class(name), self.lower.snapshot_class(name))
+
+    # Each object once: a record of either layer counts only when it is the one the
+    # layered view picks for its object.
 
     def default_classes(self, driver: str) -> tuple[ClassRecord, ...]:
-        return _merge(
-            self.upper.default_classes(driver),
-            self.lower.default_classes(driver),
-            lambda r: self.upper.snapshot_class(r.id.name) is not None,
-        )
+        both = (*self.upper.default_classes(driver), *self.lower.default_classes(driver))
+        return tuple(r for r in both if self.snapshot_class(r.id.name) is r)
 
     def snapshots_naming(self, content_name: str) -> tuple[SnapshotRecord, ...]:
-        return _merge(
-            self.upper.snapshots_naming(content_name),
-            self.lower.snapshots_naming(content_name),
-            lambda r: self.upper.snapshot(r.id.namespace, r.id.name) is not None,
+        both = (
+            *self.upper.snapshots_naming(content_name),
+            *self.lower.snapshots_naming(content_name),
         )
+        return tuple(r for r in both if self.snapshot(r.id.namespace, r.id.name) is r)
 
     def contents_referencing(self, namespace: str, name: str) -> tuple[ContentRecord, ...]:
-        return _merge(
-            self.upper.contents_referencing(namespace, name),
-            self.lower.contents_referencing(namespace, name),
-            lambda r: self.upper.content(r.id.name) is not None,
+        both = (
+            *self.upper.contents_referencing(namespace, name),
+            *self.lower.contents_referencing(namespace, name),
         )
+        return tuple(r for r in both if self.content(r.id.name) is r)
 
     def uses_driver(self, driver: str) -> bool:
         return self.upper.uses_driver(driver) or self.lower.uses_driver(driver)
