@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from builders import review, snapshot_class, volume_snapshot
 from conftest import CLUSTER
 from serving import cli
+
+from webhook import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "check"
@@ -88,7 +92,7 @@ def test_review_of_an_unreadable_object_answers_400_and_exits_2(tmp_path: Path) 
         ),
         (
             b'{"apiVersion": "admission.k8s.io/v2", "kind": "AdmissionReview"}',
-            "apiVersion 'admission.k8s.io/v2' is not supported",
+            'apiVersion "admission.k8s.io/v2" is not supported',
         ),
         (b"[1, 2]", "body must be a JSON object"),
     ],
@@ -118,7 +122,8 @@ def test_check_on_the_shipped_examples_fires_every_rule_family() -> None:
     result = cli("check", "--state", "examples/check/cluster", "examples/check/manifests")
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
-    fired = {line.split(" ")[3].rstrip(":") for line in lines}
+    # FILE (document N) KIND NAME RULE: ...
+    fired = {line.split(") ", 1)[1].split(" ")[2].rstrip(":") for line in lines}
     families = {rule_id.split(".")[0] for rule_id in fired}
     assert families == {
         "class",
@@ -130,8 +135,8 @@ def test_check_on_the_shipped_examples_fires_every_rule_family() -> None:
         "restore",
     }
     assert (
-        "examples/check/manifests/01-classes.yaml:1 VolumeSnapshotClass ebs-snapclass-fast "
-        "class.default.unique: " in result.stdout
+        "examples/check/manifests/01-classes.yaml (document 1) VolumeSnapshotClass "
+        "ebs-snapclass-fast class.default.unique: " in result.stdout
     )
     assert "checked 21 objects: 8 allowed, 13 denied" in result.stderr
 
@@ -167,7 +172,7 @@ metadata: {name: not-ours}
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
     assert "checked 2 objects: 2 allowed, 0 denied" in result.stderr
-    assert "1 objects of other kinds skipped" in result.stderr
+    assert "1 object skipped" in result.stderr
 
 
 def test_check_reads_lists_and_treats_a_repeated_object_as_update(tmp_path: Path) -> None:
@@ -179,8 +184,8 @@ def test_check_reads_lists_and_treats_a_repeated_object_as_update(tmp_path: Path
     result = cli("check", path)
     assert result.returncode == 1
     assert result.stdout.strip() == (
-        f"{path}:1.2 VolumeSnapshotClass x class.deletion-policy.immutable: deletionPolicy is "
-        'immutable: was "Retain", now "Delete"'
+        f"{path} (document 1, item 2) VolumeSnapshotClass x class.deletion-policy.immutable: "
+        'deletionPolicy is immutable: was "Retain", now "Delete"'
     )
 
 
@@ -193,14 +198,16 @@ spec: {source: {persistentVolumeClaimName: ""}}
 """
     result = cli("check", "-", stdin=manifest)
     assert result.returncode == 1
-    assert result.stdout.startswith("<stdin>:1 VolumeSnapshot default/s snapshot.source.one-of:")
+    assert result.stdout.startswith(
+        "<stdin> (document 1) VolumeSnapshot default/s snapshot.source.one-of:"
+    )
 
 
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
         ("kind: [unclosed", "invalid YAML"),
-        ("- just\n- a list\n", "expected an object with apiVersion and kind, got list"),
+        ("- just\n- a list\n", "expected an object with apiVersion and kind, got array"),
     ],
 )
 def test_check_unreadable_manifest_exits_2(tmp_path: Path, content: str, needle: str) -> None:
@@ -229,7 +236,10 @@ def test_unreadable_state_exits_2(tmp_path: Path) -> None:
     path.write_text("apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: pv}\nspec: 1\n")
     result = cli("check", "--state", str(path), str(EXAMPLES / "manifests"))
     assert result.returncode == 2
-    assert f"{path}:1: PersistentVolume: object.spec must be an object, got 1" in result.stderr
+    assert (
+        f"{path} (document 1): PersistentVolume: object.spec must be an object, got 1"
+        in result.stderr
+    )
 
 
 def test_unknown_rule_override_exits_2_listing_valid_ids() -> None:
@@ -260,3 +270,134 @@ def test_console_entry_point_matches_module() -> None:
     assert result.returncode == 0
     for command in ("review", "check", "rules", "schemas"):
         assert command in result.stdout
+
+
+# --- what a first-time user hit ---------------------------------------------------
+
+
+def test_audit_without_a_state_source_is_a_usage_error() -> None:
+    result = cli("audit")
+    assert result.returncode == 2
+    assert "snapshot-webhook audit: error: say what to audit: --state PATH" in result.stderr
+    assert "found 0 problems" not in result.stderr
+
+
+def test_the_shipped_example_cluster_audits_clean_as_the_readme_says() -> None:
+    result = cli("audit", "--state", "examples/check/cluster")
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr.strip() == "audit found 0 problems: nothing"
+
+
+@pytest.mark.parametrize(
+    ("files", "needle"),
+    [
+        (
+            ("{missing}/tls.crt", "{missing}/tls.key"),
+            "--tls-cert-file {missing}/tls.crt: cannot read it: No such file",
+        ),
+        (("{garbage}", "{garbage}"), "--tls-cert-file {garbage}: not a PEM certificate"),
+        (
+            ("{cert}", "{cakey}"),
+            "--tls-private-key-file {cakey} does not match --tls-cert-file {cert}",
+        ),
+    ],
+)
+def test_tls_file_errors_name_the_flag_the_path_and_the_problem(
+    tmp_path: Path, files: tuple[str, str], needle: str
+) -> None:
+    cli("certs", "--service", "s", "--namespace", "n", "--out", str(tmp_path))
+    (tmp_path / "garbage.pem").write_text("not a certificate\n")
+    names = {
+        "missing": str(tmp_path / "absent"),
+        "garbage": str(tmp_path / "garbage.pem"),
+        "cert": str(tmp_path / "tls.crt"),
+        "cakey": str(tmp_path / "ca.key"),
+    }
+    cert, key = (f.format(**names) for f in files)
+    result = cli(
+        "serve", "--tls-cert-file", cert, "--tls-private-key-file", key, "--probe-port", "0"
+    )
+    assert result.returncode == 2
+    assert needle.format(**names) in result.stderr
+    assert "Traceback" not in result.stderr and "PEM lib" not in result.stderr
+
+
+def test_an_empty_input_set_is_an_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    (tmp_path / "dir").mkdir()
+    for target in (empty, tmp_path / "dir"):
+        result = cli("check", str(target))
+        assert result.returncode == 2
+        assert f"no objects in {target}: nothing was checked" in result.stderr
+
+
+def test_objects_that_cannot_be_checked_are_named_with_the_reason(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "apiVersion: snapshot.storage.k8s.io/v1beta1\nkind: VolumeSnapshot\n"
+        "metadata: {name: old, namespace: d}\nspec: {source: {}}\n---\n"
+        "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshotClass\n"
+        "metadata: {}\ndriver: x\ndeletionPolicy: Delete\n"
+    )
+    result = cli("check", str(manifest))
+    assert result.returncode == 0
+    assert (
+        f"{manifest} (document 1) VolumeSnapshot: skipped: snapshot.storage.k8s.io/v1beta1 is not "
+        "a version the VolumeSnapshot CRD serves (snapshot.storage.k8s.io/v1)"
+    ) in result.stderr
+    assert f"{manifest} (document 2) VolumeSnapshotClass: skipped: metadata.name is missing" in (
+        result.stderr
+    )
+    assert "2 objects skipped" in result.stderr
+
+
+def test_the_summary_counts_in_words_and_names_unreadable_files(tmp_path: Path) -> None:
+    good = tmp_path / "a.yaml"
+    good.write_text(
+        "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshotClass\n"
+        "metadata: {name: c, annotations: {snapshot.storage.kubernetes.io/is-default-class: "
+        "'True'}}\ndriver: x\ndeletionPolicy: Delete\n"
+    )
+    (tmp_path / "b.yaml").write_text("a: [\n")
+    result = cli("check", str(tmp_path))
+    assert result.returncode == 2
+    assert "checked 1 object: 1 allowed, 0 denied, 0 unreadable, 1 warning, 1 file unreadable;" in (
+        result.stderr
+    )
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    command = (
+        f"{sys.executable} -m webhook check --state examples/check/cluster "
+        "examples/check/manifests | head -1; exit ${PIPESTATUS[0]}"
+    )
+    result = subprocess.run(
+        ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 141
+    assert result.stdout.count("\n") == 1
+    assert "Broken pipe" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_review_reads_a_directory_as_check_does() -> None:
+    result = cli("review", "examples/reviews")
+    assert result.returncode in (1, 2), result.stderr
+    assert len(result.stdout.splitlines()) == len(
+        list((ROOT / "examples" / "reviews").glob("*.json"))
+    )
+
+
+def test_version_help_and_usage_errors_speak_for_the_command() -> None:
+    assert cli("--version").stdout.strip() == f"snapshot-webhook {__version__}"
+    bogus = cli("serve", "--bogus")
+    assert bogus.returncode == 2
+    assert bogus.stderr.startswith("usage: snapshot-webhook serve ")
+    assert "unrecognized arguments: --bogus" in bogus.stderr
+    serve_help = " ".join(cli("serve", "--help").stdout.split())
+    for shown in ("(default 4194304)", "(default 2)", "(default info)", "(default 8081)"):
+        assert shown in serve_help
+    assert "Print every rule" in cli("rules", "--help").stdout
+    assert "JSON Schema" in cli("schemas", "--help").stdout
+    certs_help = " ".join(cli("certs", "--help").stdout.split())
+    assert "(default certs/service;" in certs_help and "(default 365)" in certs_help

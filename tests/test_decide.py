@@ -6,6 +6,7 @@ import pytest
 from builders import (
     changed,
     denied_ids,
+    group_snapshot,
     judge,
     review,
     snapshot_class,
@@ -86,10 +87,10 @@ def test_one_object_rule_broken_before_only_warns(state: StateIndex) -> None:
             changed(BROKEN, metadata={"name": "x", "annotations": {"a": 1}}),
             "request.object.metadata.annotations.a must be a string, got 1",
         ),
-        (["not", "an", "object"], "request.object must be a VolumeSnapshot object, got list"),
+        (["not", "an", "object"], "request.object must be a VolumeSnapshot object, got array"),
         (
             changed(BROKEN, kind="VolumeSnapshotContent"),
-            "request.object.kind is 'VolumeSnapshotContent', but the request is for VolumeSnapshot",
+            'request.object.kind is "VolumeSnapshotContent", but the request is for VolumeSnapshot',
         ),
     ],
 )
@@ -184,3 +185,69 @@ def test_v1beta1_review_is_read(state: StateIndex) -> None:
         snapshot_content("c", ref=("billing", "x")), api_version="admission.k8s.io/v1beta1"
     )
     assert read_review(body).api_version == "admission.k8s.io/v1beta1"
+
+
+def test_a_selector_change_from_1_to_true_is_a_change(state: StateIndex) -> None:
+    """CEL equality: values of different types differ, whatever Python says."""
+    old = group_snapshot("g", selector={"matchLabels": {"app": "db"}, "x": [1]})
+    new = changed(old, **{"spec.source.selector.x": [True]})
+    verdict = judge(state, review(new, operation="UPDATE", old=old))
+    assert denied_ids(verdict) == {"group-snapshot.source.immutable"}
+
+
+def test_absent_and_null_are_the_same_inside_maps(state: StateIndex) -> None:
+    old = group_snapshot("g", selector={"matchLabels": {"app": "db"}})
+    new = changed(old, **{"spec.source.selector.matchExpressions": None})
+    new["spec"]["source"]["selector"]["matchExpressions"] = None
+    verdict = judge(state, review(new, operation="UPDATE", old=old))
+    assert verdict.allowed and verdict.findings == ()
+
+
+def test_cleanup_is_not_blocked_by_a_field_no_rule_reads(state: StateIndex) -> None:
+    """Removing a finalizer from a snapshot whose status does not read (a string
+    readyToUse) is an update that leaves every judged field as it was."""
+    old = volume_snapshot("s", pvc="postgres-data", bound="snapcontent-x", deleting=True)
+    old["status"]["readyToUse"] = "true"
+    old["metadata"]["finalizers"] = ["snapshot.storage.kubernetes.io/volumesnapshot-as-source"]
+    new = changed(old, **{"metadata.finalizers": None})
+    verdict = judge(state, review(new, operation="UPDATE", old=old))
+    assert (verdict.allowed, verdict.code) == (True, 200)
+
+
+def test_nesting_below_the_limit_is_judged_and_above_it_refused(state: StateIndex) -> None:
+    deep: object = "x"
+    for _ in range(100):
+        deep = [deep]
+    old = group_snapshot("g", selector={"matchLabels": {"app": "db"}, "deep": deep})
+    new = changed(old, **{"spec.source.selector.deep": [deep]})
+    verdict = judge(state, review(new, operation="UPDATE", old=old))
+    assert denied_ids(verdict) == {"group-snapshot.source.immutable"}
+    assert len(verdict.message) < 1000
+    deeper: object = "x"
+    for _ in range(2000):
+        deeper = [deeper]
+    body = review(
+        changed(old, **{"spec.source.selector.deep": deeper}), operation="UPDATE", old=old
+    )
+    verdict = judge(state, body)  # parsed already: no recursion error, a bounded message
+    assert (verdict.allowed, verdict.code) == (False, 403)
+    assert len(verdict.message) < 1000
+    body = review(
+        changed(old, **{"spec.source.selector.deep": deeper}),
+        operation="UPDATE",
+        old=body["request"]["object"],
+    )
+    verdict = judge(state, body)
+    assert (verdict.allowed, verdict.code) == (False, 400)  # equal so far: compared to the limit
+    assert "deeper than 128 levels" in verdict.message
+
+
+def test_a_map_immutability_message_names_the_changed_keys(state: StateIndex) -> None:
+    parameters = {f"parameter-{n:02d}": "a-long-value-" * 3 for n in range(15)}
+    old = snapshot_class("c", parameters=parameters)
+    new = changed(old, parameters={**parameters, "parameter-14": "other", "extra": "1"})
+    verdict = judge(state, review(new, operation="UPDATE", old=old))
+    assert denied_ids(verdict) == {"class.parameters.immutable"}
+    assert 'extra added ("1")' in verdict.message
+    assert 'parameter-14 changed from "a-long-value-a-long' in verdict.message
+    assert verdict.message.endswith('to "other"')

@@ -147,7 +147,10 @@ def test_verdicts_follow_the_cluster_and_metrics_show_the_watches(
             threading.Event().wait(0.1)
         assert 'snapshot_webhook_audit_violations{rule="class.default.unique"} 2.0' in text
         assert 'snapshot_webhook_relists_total{kind="VolumeSnapshotClass"}' in text
-        assert 'snapshot_webhook_watch_seconds_since_last_event{kind="VolumeSnapshotClass"}' in text
+        assert (
+            'snapshot_webhook_watch_last_event_timestamp_seconds{kind="VolumeSnapshotClass"}'
+            in text
+        )
 
 
 def test_audit_against_the_cluster(fake: FakeAPIServer, tmp_path: Path) -> None:

@@ -238,3 +238,37 @@ def test_content_created_for_a_snapshot_whose_class_has_another_driver(state: St
         ),
     )
     assert "content.class.driver-match" not in denied_ids(update)
+
+
+def _naming_snapshot_with_a_gce_class(state: StateIndex) -> None:
+    """A snapshot names the content and a class of another driver than the content's."""
+    add(
+        state,
+        volume_snapshot("legacy", content="snapcontent-legacy", cls="gce-pd-snapclass"),
+    )
+
+
+def test_ratcheting_never_claims_a_problem_the_old_object_did_not_have(
+    state: StateIndex,
+) -> None:
+    """The old content breaks only a CREATE-only clause (a snapshot naming it has a
+    class of another driver); the update introduces a mismatch of its own class.
+    That is a new problem: denied, not waved through as "already so"."""
+    _naming_snapshot_with_a_gce_class(state)
+    old = snapshot_content("snapcontent-legacy", ref=("shop", "legacy"), cls=None, driver=EBS)
+    new = changed(old, **{"spec.volumeSnapshotClassName": "gce-pd-snapclass"})
+    verdict = judge(state, review(new, operation="UPDATE", old=old))
+    assert denied_ids(verdict) == {"content.class.driver-match"}
+    assert not any("already so" in w for w in verdict.warnings)
+
+
+def test_ratcheting_keeps_exactly_the_problem_the_old_object_had(state: StateIndex) -> None:
+    old = snapshot_content(
+        "snapcontent-legacy", ref=("shop", "legacy"), cls="gce-pd-snapclass", driver=EBS
+    )
+    new = changed(old, **{"spec.deletionPolicy": "Delete"})
+    assert old["spec"]["deletionPolicy"] == "Retain"
+    verdict = judge(state, review(new, operation="UPDATE", old=old))
+    assert verdict.allowed
+    (warning,) = verdict.warnings
+    assert warning.startswith("content.class.driver-match: already so before this update: ")

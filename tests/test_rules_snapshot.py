@@ -321,16 +321,14 @@ def test_group_member_never_gets_default_warning(state: StateIndex) -> None:
     assert judge(state, review(member)).findings == ()
 
 
-def test_update_ratchets_rules_the_old_object_already_broke(state: StateIndex) -> None:
+def test_update_to_another_mismatched_class_is_a_new_problem(state: StateIndex) -> None:
+    """Ratcheting is per problem: the old class broke the rule, but the new class
+    is another value of the field, so the update is judged on its own."""
     add(state, snapshot_class("gce-pd-snapclass-archive", driver=GCE_PD))
     old = volume_snapshot("legacy", pvc="postgres-data", cls="gce-pd-snapclass")
     new = changed(old, **{"spec.volumeSnapshotClassName": "gce-pd-snapclass-archive"})
     verdict = judge(state, review(new, operation="UPDATE", old=old))
-    assert verdict.allowed
-    assert warned_ids(verdict) == {"snapshot.class.driver-match"}
-    assert verdict.warnings[0].startswith(
-        "snapshot.class.driver-match: already so before this update: "
-    )
+    assert denied_ids(verdict) == {"snapshot.class.driver-match"}
 
 
 def test_update_that_newly_breaks_a_rule_is_denied(state: StateIndex) -> None:

@@ -88,7 +88,7 @@ def test_metrics_count_admissions_state_and_certificate(client: httpx.Client) ->
             b'{"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v2"}',
             JSON_HEADERS,
             400,
-            "apiVersion 'admission.k8s.io/v2' is not supported",
+            'apiVersion "admission.k8s.io/v2" is not supported',
         ),
         (
             b'{"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": {}}',

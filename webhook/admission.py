@@ -20,23 +20,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from webhook.objects import Model
-from webhook.rules.base import Finding, show
+from webhook.reading import describe
+from webhook.rules.base import Finding
+from webhook.values import show, type_name
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 MAX_WARNING_CHARS = 255  # the apiserver drops longer warnings; keep each under 256
 # A denial's message reaches kubectl and the audit log; past this it is cut, so
 # that an object with enormous names cannot make an enormous answer.
 MAX_MESSAGE_CHARS = 4096
-_UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
-_EXPECTED = {
-    "model_type": "must be an object",
-    "model_attributes_type": "must be an object",
-    "dict_type": "must be an object",
-    "string_type": "must be a string",
-    "list_type": "must be a list",
-    "bool_type": "must be a boolean",
-    "int_type": "must be an integer",
-}
 
 
 class BadReviewError(ValueError):
@@ -55,6 +47,15 @@ class GroupVersionResource(Model):
     resource: str
 
 
+class UserInfo(Model):
+    """Who made the request, as the apiserver authenticated them."""
+
+    username: str | None = None
+    uid: str | None = None
+    groups: list[str] | None = None
+    extra: dict[str, list[str]] | None = None
+
+
 class AdmissionRequest(Model):
     uid: str
     kind: GroupVersionKind
@@ -64,6 +65,7 @@ class AdmissionRequest(Model):
     namespace: str | None = None
     operation: str
     dry_run: bool | None = None
+    user_info: UserInfo | None = None
     object: Any = None
     old_object: Any = None
 
@@ -92,17 +94,18 @@ def read_review(body: object) -> Review:
         raise BadReviewError(f"body must be a JSON object (an AdmissionReview), got {_type(body)}")
     api_version, kind = body.get("apiVersion"), body.get("kind")
     if kind != "AdmissionReview":
-        raise BadReviewError(f'kind must be "AdmissionReview", got {kind!r}')
+        raise BadReviewError(f'kind must be "AdmissionReview", got {_json(kind)}')
     if api_version not in API_VERSIONS:
         raise BadReviewError(
-            f"apiVersion {api_version!r} is not supported; use one of {', '.join(API_VERSIONS)}"
+            f"apiVersion {_json(api_version)} is not supported; use one of "
+            f"{', '.join(API_VERSIONS)}"
         )
     request = body.get("request")
     if not isinstance(request, dict):
         raise BadReviewError(f"request must be an object, got {_type(request)}")
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
-        raise BadReviewError(f"request.uid must be a non-empty string, got {uid!r}")
+        raise BadReviewError(f"request.uid must be a non-empty string, got {_json(uid)}")
     try:
         parsed = AdmissionRequest.model_validate(request)
     except ValidationError as err:
@@ -110,29 +113,13 @@ def read_review(body: object) -> Review:
     return Review(api_version, uid, parsed)
 
 
+def _json(value: object) -> str:
+    return "null" if value is None else show(value)
+
+
 def _type(value: object) -> str:
-    return {dict: "an object", list: "a list", str: "a string", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def describe(err: ValidationError, prefix: str) -> str:
-    """Name each bad field and its value, as `prefix.path must be a string, got 5`."""
-    parts = []
-    for error in err.errors(include_url=False)[:5]:
-        loc = [prefix]
-        for item in error["loc"]:
-            if isinstance(item, int):
-                loc[-1] += f"[{item}]"
-            elif item not in _UNION_TAGS:
-                loc.append(str(item))
-        path = ".".join(loc)
-        if error["type"] == "missing":
-            parts.append(f"{path} is required")
-            continue
-        expected = _EXPECTED.get(error["type"], error["msg"])
-        parts.append(f"{path} {expected}, got {show(error.get('input'))}")
-    return "; ".join(dict.fromkeys(parts))
+    name = type_name(value)
+    return name if name == "null" else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 # --- verdicts ---------------------------------------------------------------

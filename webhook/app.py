@@ -2,8 +2,8 @@
 
 Endpoints: POST /validate (with /volumesnapshot and /volumegroupsnapshot as
 aliases, the upstream webhook's Service paths), GET /healthz, /readyz and
-/metrics. Transport problems are answered here with a JSON error naming the
-problem; no path answers 500.
+/metrics (a trailing slash is the same path). Transport problems are answered
+here with a JSON error naming the problem; no path answers 500.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
@@ -23,8 +24,9 @@ from webhook import __version__
 from webhook.admission import BadReviewError, read_review, response
 from webhook.health import Readiness
 from webhook.logs import AdmissionLog
-from webhook.metrics import Metrics
+from webhook.metrics import Metrics, verdict_label
 from webhook.service import Webhook
+from webhook.values import MAX_DEPTH, json_too_deep, show
 
 ADMISSION_PATHS = ("/validate", "/volumesnapshot", "/volumegroupsnapshot")
 JSON = "application/json"
@@ -112,73 +114,88 @@ class AdmissionEndpoint:
     def __post_init__(self) -> None:
         self.budget = InflightBudget(self.edge.max_inflight_bytes)
 
+    def _refuse(self, status: int, message: str) -> tuple[int, bytes]:
+        """A request answered before any verdict: counted, logged (rate-limited)."""
+        self.edge.metrics.bad_request(str(status))
+        self.edge.admission_log.refused(status, message)
+        return error(status, message)
+
     async def answer(
         self, content_type: str | None, declared_length: str | None, chunks: AsyncIterator[bytes]
     ) -> tuple[int, bytes]:
-        metrics = self.edge.metrics
+        in_flight = self.edge.metrics.in_flight
+        in_flight.inc()
+        try:
+            return await self._answer(content_type, declared_length, chunks)
+        finally:
+            in_flight.dec()
+
+    async def _answer(
+        self, content_type: str | None, declared_length: str | None, chunks: AsyncIterator[bytes]
+    ) -> tuple[int, bytes]:
         if (content_type or "").split(";", 1)[0].strip().lower() != JSON:
-            metrics.bad_request("415")
-            return error(415, f"Content-Type must be {JSON}, got {content_type or 'none'!r}")
+            shown = show(content_type) if content_type else "none"
+            return self._refuse(415, f"Content-Type must be {JSON}, got {shown}")
         limit = self.edge.max_body_bytes
         try:
-            body, held = await asyncio.wait_for(
-                read_limited(declared_length, chunks, limit, self.budget), self.edge.body_timeout
-            )
+            # asyncio.timeout, not wait_for: no Task per request
+            async with asyncio.timeout(self.edge.body_timeout):
+                body, held = await read_limited(declared_length, chunks, limit, self.budget)
         except BodyTooLargeError:
-            metrics.bad_request("413")
-            return error(413, f"body is larger than the limit of {limit} bytes")
+            return self._refuse(413, f"body is larger than the limit of {limit} bytes")
         except TimeoutError:
-            metrics.bad_request("408")
-            return error(408, f"body not received within {self.edge.body_timeout:g} seconds")
+            return self._refuse(408, f"body not received within {self.edge.body_timeout:g} seconds")
         except OverloadedError:
-            metrics.bad_request("503")
-            return error(503, "too many request bodies in flight; retry shortly")
+            return self._refuse(503, "too many request bodies in flight; retry shortly")
         try:
             return await self._judge(body)
         finally:
             self.budget.give(held)
 
     async def _judge(self, body: bytes) -> tuple[int, bytes]:
-        metrics = self.edge.metrics
         started = time.perf_counter()
+        if json_too_deep(body):
+            return self._refuse(400, f"body is nested deeper than {MAX_DEPTH} levels")
         try:
             review = read_review(orjson.loads(body))
         except orjson.JSONDecodeError as err:
-            metrics.bad_request("400")
-            return error(400, f"body is not valid JSON: {err}")
+            return self._refuse(400, f"body is not valid JSON: {err}")
         except BadReviewError as err:
-            metrics.bad_request("400")
-            return error(400, str(err))
+            return self._refuse(400, str(err))
         verdict = await self.webhook.judge_live(review)
         answer = orjson.dumps(response(review.api_version, review.uid, verdict))
         seconds = time.perf_counter() - started
         request = review.request
         kind = request.kind.kind if request else ""
         operation = request.operation if request else ""
-        metrics.record(kind, operation, verdict, seconds)
-        name = ""
+        self.edge.metrics.record(kind, operation, verdict, seconds)
+        name = user = ""
         if request is not None:
             name = (
-                f"{request.namespace}/{request.name}" if request.namespace else (request.name or "")
+                f"{request.namespace}/{request.name}" if request.namespace else request.name or ""
             )
-        self.edge.admission_log.write(
-            time.time(),
+            user = (request.user_info.username if request.user_info else None) or ""
+        findings = verdict.findings
+        self.edge.admission_log.admission(
             review.uid,
             kind,
             name,
             operation,
             bool(request.dry_run) if request else False,
-            verdict.allowed,
+            user,
+            verdict_label(verdict),
             verdict.code,
-            verdict.rule_ids,
+            tuple(dict.fromkeys(f.rule_id for f in findings if f.denies)),
+            tuple(dict.fromkeys(f.rule_id for f in findings if not f.denies)),
             seconds,
         )
         return 200, answer
 
 
 class AdmissionFastPath:
-    """ASGI layer in front of the routes: admission requests skip routing, request
-    objects and dependency resolution, and go straight to the endpoint."""
+    """The outermost ASGI app: admission requests skip FastAPI (routing, its
+    middleware stack, request objects, dependency resolution) and go straight
+    to the endpoint; everything else, lifespan included, goes to FastAPI."""
 
     def __init__(self, app: ASGIApp, endpoint: AdmissionEndpoint) -> None:
         self.app = app
@@ -188,7 +205,7 @@ class AdmissionFastPath:
         if (
             scope["type"] != "http"
             or scope["method"] != "POST"
-            or (scope["path"] not in ADMISSION_PATHS)
+            or scope["path"].rstrip("/") not in ADMISSION_PATHS  # /validate/ too
         ):
             await self.app(scope, receive, send)
             return
@@ -225,56 +242,36 @@ class AdmissionFastPath:
         await send({"type": "http.response.body", "body": body})
 
 
-def create_app(webhook: Webhook, edge: Edge) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(job()) for job in edge.background]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
+PATHS_NOTE = (
+    "the paths are POST "
+    + ", ".join(ADMISSION_PATHS)
+    + " (AdmissionReview), and GET /healthz, /readyz, /metrics"
+)
 
-    # No API docs: the admission port serves the apiserver, and Swagger UI would
-    # load its scripts from the internet.
+
+def _service_app(edge: Edge, lifespan: Any = None, title: str = "snapshot-webhook") -> FastAPI:
+    """A FastAPI app with the health routes, no API docs (the admission port
+    serves the apiserver, and Swagger UI would load scripts from the internet),
+    no slash redirects, and a 404 that names the paths that exist."""
     app = FastAPI(
-        title="snapshot-webhook",
+        title=title,
         version=__version__,
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        redirect_slashes=False,
     )
 
-    endpoint = AdmissionEndpoint(webhook, edge)
+    @app.exception_handler(404)
+    async def not_found(request: Request, _: Exception) -> Response:
+        body = orjson.dumps({"error": f"no such path {request.url.path}; {PATHS_NOTE}"})
+        return Response(body, status_code=404, media_type=JSON)
 
-    async def validate(request: Request) -> Response:
-        # Served by AdmissionFastPath; the route documents the endpoint and
-        # answers the same way should a request ever reach the router.
-        status, body = await endpoint.answer(
-            request.headers.get("content-type"),
-            request.headers.get("content-length"),
-            request.stream(),
-        )
-        return Response(body, status_code=status, media_type=JSON)
-
-    for path in ADMISSION_PATHS:
-        app.add_api_route(
-            path,
-            validate,
-            methods=["POST"],
-            response_class=Response,
-            summary="Answer an AdmissionReview",
-        )
-
-    app.add_middleware(AdmissionFastPath, endpoint=endpoint)
-
-    add_health_routes(app, edge)
-    return app
-
-
-def add_health_routes(app: FastAPI, edge: Edge) -> None:
-    """/healthz, /readyz and /metrics."""
+    @app.exception_handler(405)
+    async def wrong_method(request: Request, _: Exception) -> Response:
+        message = f"{request.method} is not allowed on {request.url.path}; {PATHS_NOTE}"
+        return Response(orjson.dumps({"error": message}), status_code=405, media_type=JSON)
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -290,10 +287,25 @@ def add_health_routes(app: FastAPI, edge: Edge) -> None:
     async def metrics() -> Response:
         return Response(generate_latest(edge.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    return app
 
-def create_probe_app(edge: Edge) -> FastAPI:
+
+def create_app(webhook: Webhook, edge: Edge) -> ASGIApp:
+    """The admission port's ASGI app."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(job()) for job in edge.background]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    return AdmissionFastPath(_service_app(edge, lifespan), AdmissionEndpoint(webhook, edge))
+
+
+def create_probe_app(edge: Edge) -> ASGIApp:
     """The plain-HTTP probe and metrics port: kubelet and Prometheus present no
     client certificate, so they must never depend on the admission port's TLS."""
-    app = FastAPI(title="snapshot-webhook probes", docs_url=None, redoc_url=None, openapi_url=None)
-    add_health_routes(app, edge)
-    return app
+    return _service_app(edge, title="snapshot-webhook probes")

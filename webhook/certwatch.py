@@ -19,6 +19,9 @@ import ssl
 import tempfile
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from webhook.certs import not_after
 
 log = logging.getLogger("snapshot_webhook.tls")
@@ -138,14 +141,46 @@ class StagedPair:
         self._dir.cleanup()
 
 
+class TLSFileError(ValueError):
+    """A certificate, key or CA file that cannot serve, named with its flag."""
+
+
+def _check_pem(flag: str, path: Path, what: str) -> None:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise TLSFileError(f"{flag} {path}: cannot read it: {err.strerror or err}") from None
+    try:
+        if what == "key":
+            serialization.load_pem_private_key(data, password=None)
+        else:
+            x509.load_pem_x509_certificates(data)
+    except (ValueError, TypeError):
+        noun = "an unencrypted PEM private key" if what == "key" else "a PEM certificate"
+        raise TLSFileError(f"{flag} {path}: not {noun}") from None
+
+
 def server_context(
-    cert_file: Path, key_file: Path, client_ca_file: Path | None = None
+    cert_file: Path,
+    key_file: Path,
+    client_ca_file: Path | None = None,
+    flags: tuple[str, str] = ("--tls-cert-file", "--tls-private-key-file"),
 ) -> ssl.SSLContext:
-    """The TLS context the server listens with: TLS 1.2 or newer."""
+    """The TLS context the server listens with: TLS 1.2 or newer. A file that
+    cannot serve raises TLSFileError naming the flag, the path and the problem."""
+    cert_flag, key_flag = flags
+    _check_pem(cert_flag, cert_file, "certificate")
+    _check_pem(key_flag, key_file, "key")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_file, key_file)
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except ssl.SSLError as err:
+        raise TLSFileError(
+            f"{key_flag} {key_file} does not match {cert_flag} {cert_file} ({err.reason})"
+        ) from None
     if client_ca_file is not None:
+        _check_pem("--client-ca-file", client_ca_file, "certificate")
         context.load_verify_locations(cafile=client_ca_file)
         context.verify_mode = ssl.CERT_REQUIRED
     return context

@@ -1,12 +1,16 @@
-"""Command line: snapshot-webhook serve | review | check | certs | rules | schemas.
+"""Command line: snapshot-webhook serve | review | check | audit | certs | rules | schemas.
 
-Exit codes of the offline commands: 0 when everything is allowed, 1 when
-anything is denied, 2 when input cannot be read (the file and reason printed).
+Exit codes: 0 when everything is allowed (or found nothing), 1 when anything is
+denied (or found), 2 when input or configuration cannot be read (a usage error
+too; the reason is printed), 3 when `serve` cannot listen (the port is in
+use), and 141 when whoever reads the output stops reading (`... | head`),
+as for a command ended by SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,12 +18,13 @@ from typing import IO
 
 from pydantic import ValidationError
 
+from webhook import __version__
 from webhook.certs import CertificateError
 from webhook.kubeapi import KubeConfigError
 from webhook.manifests import ManifestError
 from webhook.offline import EXIT_OK, EXIT_UNREADABLE
 from webhook.rules import Policy, UnknownRuleError
-from webhook.settings import Settings
+from webhook.settings import DEFAULT_MAX_BODY_BYTES, Settings
 
 
 def _add_state_and_rules(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="snapshot-webhook",
         description="Validating admission webhook for the Kubernetes volume-snapshot API.",
     )
+    parser.add_argument("--version", action="version", version=f"snapshot-webhook {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     review = commands.add_parser(
@@ -108,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RULE_ID=MODE",
         help="override a rule's mode: deny, warn or off (repeatable)",
     )
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="(default info)"
+    )
     serve.add_argument(
         "-v",
         "--v",
@@ -117,11 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="klog-style verbosity, accepted for upstream manifests: 4+ is debug",
     )
-    serve.add_argument("--max-body-bytes", type=int, help="largest review body accepted")
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        help=f"largest review body accepted (default {DEFAULT_MAX_BODY_BYTES})",
+    )
     serve.add_argument(
         "--shutdown-delay-seconds",
         type=float,
-        help="after SIGTERM, report not ready this long before stopping",
+        help="after SIGTERM, report not ready this long before stopping (default 2)",
     )
     _add_kube(serve)
     for flag, meaning in (
@@ -246,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_state_and_rules(audit)
     _add_kube(audit)
-    audit.add_argument("--output", choices=["text", "json"], default="text")
+    audit.add_argument("--output", choices=["text", "json"], default="text", help="(default text)")
     audit.add_argument(
         "--sync-timeout",
         type=float,
@@ -269,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to write them (default certs/service; serve keeps its local pair in certs)",
     )
-    certs.add_argument("--days", type=int, default=365, help="validity of the serving certificate")
+    certs.add_argument(
+        "--days", type=int, default=365, help="validity of the serving certificate (default 365)"
+    )
     certs.add_argument("--force", action="store_true", help="make a new CA as well")
     certs.add_argument(
         "--client-name",
@@ -278,15 +292,60 @@ def build_parser() -> argparse.ArgumentParser:
         "to present when serve runs with --client-ca-file client-ca.crt",
     )
 
-    commands.add_parser("rules", help="print the rule table (Markdown)")
+    commands.add_parser(
+        "rules",
+        help="print the rule table (Markdown)",
+        description="Print every rule: its id, the kind and operations it judges, its default "
+        "mode and what it requires, as the Markdown table the README shows.",
+    )
 
-    schemas = commands.add_parser("schemas", help="write the JSON Schemas of the models read")
-    schemas.add_argument("--out", default="schemas", metavar="DIR")
+    schemas = commands.add_parser(
+        "schemas",
+        help="write the JSON Schemas of the models read",
+        description="Write a JSON Schema for every object and AdmissionReview shape the "
+        "webhook reads, generated from its models, and print each path written.",
+    )
+    schemas.add_argument(
+        "--out", default="schemas", metavar="DIR", help="where to write them (default schemas)"
+    )
+    return parser
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments, with a usage error in the words of the command it concerns."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    command = _subparser(parser, args.command)
+    if extra:
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "audit" and not (args.state or args.kube or args.kubeconfig):
+        command.error("say what to audit: --state PATH, --kube or --kubeconfig PATH")
+    return args
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser = action.choices[name]
+            return found
     return parser
 
 
 def main(argv: Sequence[str] | None = None, stdin: IO[bytes] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
+    try:
+        status = _run(args, stdin)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # whoever read the output stopped (`| head`): leave quietly, as a command
+        # ended by SIGPIPE does, and keep Python from complaining at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13
+
+
+def _run(args: argparse.Namespace, stdin: IO[bytes] | None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
@@ -318,6 +377,8 @@ def main(argv: Sequence[str] | None = None, stdin: IO[bytes] | None = None) -> i
     except (UnknownRuleError, ManifestError, CertificateError, KubeConfigError) as err:
         print(f"snapshot-webhook {args.command}: {err}", file=sys.stderr)
         return EXIT_UNREADABLE
+    except BrokenPipeError:
+        raise
     except OSError as err:
         print(f"snapshot-webhook {args.command}: {err}", file=sys.stderr)
         return EXIT_UNREADABLE
@@ -348,15 +409,25 @@ class ConfigurationError(ValueError):
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from webhook.certsync import CertificateSyncError
+    from webhook.certwatch import TLSFileError
     from webhook.server import serve
 
     try:
         settings = settings_from(args)
         Policy.parse(settings.rules)
-    except (ConfigurationError, UnknownRuleError) as err:
+        return serve(settings)
+    except (
+        ConfigurationError,
+        UnknownRuleError,
+        TLSFileError,
+        CertificateError,
+        CertificateSyncError,
+        KubeConfigError,
+        ManifestError,
+    ) as err:
         print(f"snapshot-webhook serve: {err}", file=sys.stderr)
         return EXIT_UNREADABLE
-    return serve(settings)
 
 
 def _certs(args: argparse.Namespace) -> int:

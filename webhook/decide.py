@@ -22,49 +22,41 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from webhook import kinds, objects
-from webhook.admission import AdmissionRequest, Verdict, allowed, denied, describe, errored
+from webhook.admission import AdmissionRequest, Verdict, allowed, denied, errored
 from webhook.kinds import KindInfo, Role
+from webhook.reading import UnreadableObjectError, parse_object
 from webhook.records import Record, claim_under_review, snapshot_source, to_record
 from webhook.rules import Policy
 from webhook.rules.base import CrossContext, Finding, Operation, Problem, Rule, Stage
 from webhook.state.view import StateView
+from webhook.values import TooDeepError, cel_equal
 
 CLEANUP_OPERATIONS = ("DELETE", "CONNECT")
 
 
-class UnreadableObjectError(ValueError):
-    pass
-
-
-def parse_object(info: KindInfo, raw: object, path: str) -> objects.KubeObject:
-    """Read `raw` as `info`'s kind, or say which field is wrong and how."""
-    if not isinstance(raw, dict):
-        kind = "null" if raw is None else type(raw).__name__
-        raise UnreadableObjectError(f"{path} must be a {info.kind} object, got {kind}")
-    declared = raw.get("kind")
-    if declared is not None and declared != info.kind:
-        raise UnreadableObjectError(
-            f"{path}.kind is {declared!r}, but the request is for {info.kind}"
-        )
-    try:
-        return info.model.model_validate(raw)
-    except ValidationError as err:
-        raise UnreadableObjectError(describe(err, path)) from None
-
-
-def unchanged(info: KindInfo, old: objects.KubeObject, new: objects.KubeObject) -> bool:
-    """True when nothing a rule judges differs between the two objects."""
+def _judged(info: KindInfo, raw: dict[str, Any]) -> list[object]:
+    """The parts of a raw object that rules judge on UPDATE, read without a model."""
     if info.role is Role.CLASS:
         assert info.family is not None
-        annotation = info.family.default_annotation
-        fields = ("driver", "parameters", "deletion_policy")
-        return all(getattr(old, f) == getattr(new, f) for f in fields) and (
-            old.metadata.annotation(annotation) == new.metadata.annotation(annotation)
+        metadata = raw.get("metadata")
+        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+        default = (
+            annotations.get(info.family.default_annotation)
+            if isinstance(annotations, dict)
+            else None
         )
-    return bool(getattr(old, "spec", None) == getattr(new, "spec", None))
+        return [raw.get("driver"), raw.get("parameters"), raw.get("deletionPolicy"), default]
+    return [raw.get("spec")]
+
+
+def unchanged(info: KindInfo, old: object, new: object) -> bool:
+    """True when nothing a rule judges differs between two raw objects, compared
+    as CEL compares them. Decided before the objects are read as their kind, so
+    that a field no rule reads can never block an update (a finalizer's removal)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return False
+    return cel_equal(_judged(info, old), _judged(info, new))
 
 
 @dataclass(frozen=True)
@@ -100,14 +92,14 @@ def read_subject(request: AdmissionRequest) -> Subject | Verdict:
     if info.role is Role.PVC and operation is Operation.UPDATE:
         return allowed()  # claims are judged once, when created
     try:
+        if operation is Operation.UPDATE and unchanged(info, request.old_object, request.object):
+            return allowed()
         new = parse_object(info, request.object, "request.object")
         old = None
         if operation is Operation.UPDATE:
             old = parse_object(info, request.old_object, "request.oldObject")
-    except UnreadableObjectError as err:
+    except (UnreadableObjectError, TooDeepError) as err:
         return errored(400, str(err))
-    if old is not None and unchanged(info, old, new):
-        return allowed()
     if isinstance(new, objects.PersistentVolumeClaim) and snapshot_source(new) is None:
         return allowed()  # a claim that restores no snapshot: nothing to check
     return Subject(info, operation, new, old)
@@ -161,7 +153,9 @@ def evaluate(
     now = CrossContext(family, operation, record, old_record, view, state)
     before = None
     if old_record is not None:
-        before = CrossContext(family, Operation.CREATE, old_record, None, view, state)
+        # The old object judged under the same operation, so that clauses a rule
+        # applies on CREATE only never speak for it.
+        before = CrossContext(family, operation, old_record, old_record, view, state)
 
     for stage, rules in (
         (Stage.OBJECT, policy.active(family, info.role, Stage.OBJECT)),
@@ -172,10 +166,14 @@ def evaluate(
                 rule, deny, rule.check(family, new) if stage is Stage.OBJECT else rule.check(now)
             )
             if old is not None and any(f.denies for f in found):
-                # Did the old object, as it stood, already break this rule?
+                # Ratchet per problem: a denial the old object, as it stood, already
+                # had (same rule, same path, same values) only warns.
                 was = rule.check(family, old) if stage is Stage.OBJECT else rule.check(before)
-                if any(f.denies for f in _findings(rule, deny, was)):
-                    found = [_as_warning(f) for f in found]
+                already = {(f.path, f.message) for f in _findings(rule, deny, was) if f.denies}
+                found = [
+                    _as_warning(f) if f.denies and (f.path, f.message) in already else f
+                    for f in found
+                ]
             findings += found
     return findings
 

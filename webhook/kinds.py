@@ -106,6 +106,11 @@ class KindInfo:
     family: Family | None
     model: type[objects.KubeObject]
     versions: tuple[str, ...]  # every version the published CRDs serve or have served
+    served: tuple[str, ...] = ()  # the versions today's CRDs serve (default: all of them)
+
+    @property
+    def served_versions(self) -> tuple[str, ...]:
+        return self.served or self.versions
 
     @property
     def reviewed(self) -> bool:
@@ -131,6 +136,7 @@ KINDS: tuple[KindInfo, ...] = (
         VOLUME,
         objects.VolumeSnapshot,
         _SNAPSHOT_VERSIONS,
+        ("v1",),  # v1beta1 is no longer served by the CRDs
     ),
     KindInfo(
         SNAPSHOT_GROUP,
@@ -141,6 +147,7 @@ KINDS: tuple[KindInfo, ...] = (
         VOLUME,
         objects.VolumeSnapshotContent,
         _SNAPSHOT_VERSIONS,
+        ("v1",),  # v1beta1 is no longer served by the CRDs
     ),
     KindInfo(
         SNAPSHOT_GROUP,
@@ -151,6 +158,7 @@ KINDS: tuple[KindInfo, ...] = (
         VOLUME,
         objects.VolumeSnapshotClass,
         _SNAPSHOT_VERSIONS,
+        ("v1",),  # v1beta1 is no longer served by the CRDs
     ),
     KindInfo(
         GROUP_SNAPSHOT_GROUP,
@@ -161,6 +169,7 @@ KINDS: tuple[KindInfo, ...] = (
         GROUP,
         objects.VolumeGroupSnapshot,
         _GROUP_VERSIONS,
+        ("v1", "v1beta2", "v1beta1"),  # v1alpha1 is no longer served
     ),
     KindInfo(
         GROUP_SNAPSHOT_GROUP,
@@ -171,6 +180,7 @@ KINDS: tuple[KindInfo, ...] = (
         GROUP,
         objects.VolumeGroupSnapshotContent,
         _GROUP_VERSIONS,
+        ("v1", "v1beta2", "v1beta1"),  # v1alpha1 is no longer served
     ),
     KindInfo(
         GROUP_SNAPSHOT_GROUP,
@@ -181,6 +191,7 @@ KINDS: tuple[KindInfo, ...] = (
         GROUP,
         objects.VolumeGroupSnapshotClass,
         _GROUP_VERSIONS,
+        ("v1", "v1beta2", "v1beta1"),  # v1alpha1 is no longer served
     ),
     KindInfo(
         "",

@@ -34,8 +34,12 @@ class APIStatusError(Exception):
 
 
 def api_client(kubeconfig: str | None) -> k8s.ApiClient:
-    """In-cluster configuration, or a kubeconfig file (default: ~/.kube/config)."""
+    """In-cluster configuration, or a kubeconfig file (default: ~/.kube/config).
+
+    urllib3's own retries are off: every caller has its own timeout and backoff,
+    and urllib3 would log a warning line per retry."""
     configuration = k8s.Configuration()
+    configuration.retries = False
     if kubeconfig is None:
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]

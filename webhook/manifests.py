@@ -1,9 +1,10 @@
 """Reading Kubernetes manifests: YAML or JSON files, directories, stdin.
 
 Multi-document YAML and `kind: List` are unrolled into one `Document` per
-object, each labelled `FILE:DOC` (or `FILE:DOC.ITEM` inside a List) so that a
-message can point at it. Anything unreadable raises `ManifestError` naming the
-file and the reason; nothing is skipped silently.
+object, each labelled `FILE (document N)` (or `FILE (document N, item M)`
+inside a List) so that a message can point at it; no editor mistakes that for
+a line number. Anything unreadable raises `ManifestError` naming the file and
+the reason; nothing is skipped silently.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from typing import IO, Any
 import orjson
 import yaml
 
+from webhook.values import MAX_DEPTH, type_name
+
 MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any real manifest; stops a runaway read
-# Kubernetes objects nest about 15 levels (managedFields included). libyaml's C
-# composer recurses without a bound and crashes the process on deep input, so
-# depth is checked first on the parser's event stream, which does not recurse.
-MAX_DEPTH = 128
+# libyaml's C composer recurses without a bound and crashes the process on deep
+# input, and aliases let a few hundred bytes expand to billions of nodes, so both
+# are checked first on the parser's event stream, which neither recurses nor
+# expands aliases. Like kubectl, a document whose aliases add more nodes than
+# this (or than the document has itself) is refused as excessive aliasing.
+MAX_ALIAS_NODES = 10_000
 SUFFIXES = (".yaml", ".yml", ".json")
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -57,12 +62,13 @@ class Document:
         return value if isinstance(value, str) else ""
 
 
-def expand(paths: Sequence[str]) -> Iterator[str]:
-    """Files named, and the manifest files below each directory named, in sorted order."""
+def expand(paths: Sequence[str], suffixes: Sequence[str] = SUFFIXES) -> Iterator[str]:
+    """Files named, and the files below each directory named with one of `suffixes`,
+    in sorted order."""
     for name in paths:
         path = Path(name)
         if name != "-" and path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in suffixes)
             yield from (str(p) for p in found)
         else:
             yield name
@@ -94,20 +100,47 @@ def parse_documents(name: str, data: bytes) -> list[object]:
         _check_depth(name, data)
         return list(yaml.load_all(data, Loader=_Loader))
     except yaml.YAMLError as err:
-        raise ManifestError(f"{name}: invalid YAML: {err}".replace("\n", " ")) from None
+        text = str(err).replace("\n", " ").replace('"<byte string>"', "the file")
+        raise ManifestError(f"{name}: invalid YAML: {text}") from None
     except RecursionError:
         raise ManifestError(f"{name}: invalid YAML: nested too deeply") from None
 
 
 def _check_depth(name: str, data: bytes) -> None:
-    depth = 0
+    """Refuse deep nesting and excessive aliasing before anything is composed."""
+    open_sizes: list[tuple[str | None, int]] = []  # (anchor, nodes so far) per open collection
+    sizes: dict[str, int] = {}  # expanded nodes under each anchor
+    literal = through_aliases = 0
     for event in yaml.parse(data, Loader=_Loader):
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
+        if isinstance(event, yaml.DocumentStartEvent):
+            literal = through_aliases = 0
+        elif isinstance(event, yaml.CollectionStartEvent):
+            if len(open_sizes) >= MAX_DEPTH:
                 raise ManifestError(f"{name}: nested deeper than {MAX_DEPTH} levels")
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
+            open_sizes.append((event.anchor, 0))
+        elif isinstance(event, yaml.CollectionEndEvent | yaml.ScalarEvent | yaml.AliasEvent):
+            if isinstance(event, yaml.AliasEvent):
+                nodes = sizes.get(event.anchor or "", 1)
+                through_aliases += nodes
+                if through_aliases > max(MAX_ALIAS_NODES, literal):
+                    raise ManifestError(
+                        f"{name}: excessive aliasing: aliases expand to more than "
+                        f"{max(MAX_ALIAS_NODES, literal)} nodes"
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                anchor, inside = open_sizes.pop()
+                nodes = inside + 1
+                literal += 1
+                if anchor:
+                    sizes[anchor] = nodes
+            else:
+                nodes = 1
+                literal += 1
+                if event.anchor:
+                    sizes[event.anchor] = 1
+            if open_sizes:
+                anchor, inside = open_sizes[-1]
+                open_sizes[-1] = (anchor, inside + nodes)
 
 
 def documents(name: str, data: bytes) -> Iterator[Document]:
@@ -115,21 +148,22 @@ def documents(name: str, data: bytes) -> Iterator[Document]:
     for number, doc in enumerate(parse_documents(name, data), start=1):
         if doc is None:
             continue  # an empty document between `---` separators
+        where = f"{label} (document {number})"
         if not isinstance(doc, dict):
             raise ManifestError(
-                f"{label}:{number}: expected an object with apiVersion and kind, got "
-                f"{type(doc).__name__}"
+                f"{where}: expected an object with apiVersion and kind, got {type_name(doc)}"
             )
         if doc.get("kind") == "List" or str(doc.get("kind", "")).endswith("List"):
             items = doc.get("items")
             if not isinstance(items, list):
-                raise ManifestError(f"{label}:{number}: items must be a list")
+                raise ManifestError(f"{where}: items must be an array, got {type_name(items)}")
             for index, item in enumerate(items, start=1):
+                at = f"{label} (document {number}, item {index})"
                 if not isinstance(item, dict):
-                    raise ManifestError(f"{label}:{number}.{index}: expected an object")
-                yield Document(f"{label}:{number}.{index}", item)
+                    raise ManifestError(f"{at}: expected an object, got {type_name(item)}")
+                yield Document(at, item)
         else:
-            yield Document(f"{label}:{number}", doc)
+            yield Document(where, doc)
 
 
 def read(paths: Sequence[str], stdin: IO[bytes] | None = None) -> Iterator[Document]:

@@ -6,12 +6,35 @@ import datetime
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from webhook.admission import Verdict
-from webhook.kinds import KindInfo
+from webhook.kinds import KINDS, KindInfo
+
+# Label values come only from these fixed sets, never from a request as sent:
+# a caller could otherwise grow /metrics without bound with made-up kinds.
+KIND_LABELS = frozenset(info.kind for info in KINDS if info.reviewed)
+OPERATION_LABELS = frozenset(("CREATE", "UPDATE", "DELETE", "CONNECT"))
+
+
+def kind_label(kind: str) -> str:
+    return kind if kind in KIND_LABELS else "other"
+
+
+def operation_label(operation: str) -> str:
+    return operation if operation in OPERATION_LABELS else "other"
+
 
 # Admission decisions take tens of microseconds; the apiserver's timeout is seconds.
 LATENCY_BUCKETS = (
@@ -60,7 +83,18 @@ class _ReadAtScrape(Collector):
 
 class Metrics:
     def __init__(self) -> None:
+        # no `_created` series: they double the output and nobody alerts on them
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
+        # the standard process_* and python_* series every webhook exposes
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.in_flight = Gauge(
+            "snapshot_webhook_requests_in_flight",
+            "Admission requests being read or judged now.",
+            registry=self.registry,
+        )
         self.admissions = Counter(
             "snapshot_webhook_admissions",
             "Admission requests answered.",
@@ -76,6 +110,7 @@ class Metrics:
         self.latency = Histogram(
             "snapshot_webhook_admission_duration_seconds",
             "Time from receiving a review's body to having its answer.",
+            ["kind", "operation", "verdict"],
             registry=self.registry,
             buckets=LATENCY_BUCKETS,
         )
@@ -119,7 +154,8 @@ class Metrics:
             "Unexpired claims (Leases) on unique slots at the last sweep.",
             registry=self.registry,
         )
-        self._admission_children: dict[tuple[str, str, str], Any] = {}
+        self._admission_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._finding_children: dict[tuple[str, ...], Any] = {}
         self.cert_not_after = Gauge(
             "snapshot_webhook_certificate_not_after_timestamp_seconds",
             "When the serving certificate expires (Unix time).",
@@ -136,13 +172,13 @@ class Metrics:
     def watch_certificate(self, expiry: Callable[[], datetime.datetime | None]) -> None:
         self.cert_not_after.set_function(lambda: ts.timestamp() if (ts := expiry()) else 0.0)
 
-    def watch_events(self, seconds_since: Callable[[], Mapping[str, float]]) -> None:
+    def watch_events(self, last_event: Callable[[], Mapping[str, float]]) -> None:
         self.registry.register(
             _ReadAtScrape(
-                "snapshot_webhook_watch_seconds_since_last_event",
-                "Seconds since the watch of a kind last delivered an event.",
+                "snapshot_webhook_watch_last_event_timestamp_seconds",
+                "When the watch of a kind last delivered an event or bookmark (Unix time).",
                 "kind",
-                seconds_since,
+                last_event,
             )
         )
 
@@ -177,13 +213,20 @@ class Metrics:
     def record(self, kind: str, operation: str, verdict: Verdict, seconds: float) -> None:
         # Children are looked up once per label set: .labels() validates and
         # locks on every call, which shows on the admission path.
-        label = verdict_label(verdict)
-        key = (kind, operation, label)
-        child = self._admission_children.get(key)
-        if child is None:
-            child = self._admission_children[key] = self.admissions.labels(*key)
-        child.inc()
+        key = (kind_label(kind), operation_label(operation), verdict_label(verdict))
+        children = self._admission_children.get(key)
+        if children is None:
+            children = self._admission_children[key] = (
+                self.admissions.labels(*key),
+                self.latency.labels(*key),
+            )
+        admissions, latency = children
+        admissions.inc()
+        latency.observe(seconds)
         for finding in verdict.findings:
             effect = "deny" if finding.denies else "warn"
-            self.findings.labels(kind, operation, label, finding.rule_id, effect).inc()
-        self.latency.observe(seconds)
+            found = (*key, finding.rule_id, effect)
+            child = self._finding_children.get(found)
+            if child is None:
+                child = self._finding_children[found] = self.findings.labels(*found)
+            child.inc()

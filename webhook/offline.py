@@ -20,19 +20,23 @@ from webhook.admission import (
     response,
 )
 from webhook.audit import audit, by_rule
-from webhook.decide import UnreadableObjectError, decide, parse_object
+from webhook.decide import decide
 from webhook.kubeapi import KubeAPI, KubeConfigError, api_client
-from webhook.manifests import ManifestError, documents, expand, read_bytes
+from webhook.manifests import Document, ManifestError, documents, expand, read_bytes
+from webhook.reading import UnreadableObjectError, parse_object
 from webhook.rules import Policy
 from webhook.service import Webhook
 from webhook.state.fixtures import ObjectStore, with_namespace
 from webhook.state.kube import ClusterState, WatchSettings
+from webhook.values import MAX_DEPTH, json_too_deep
 
 EXIT_OK, EXIT_DENIED, EXIT_UNREADABLE = 0, 1, 2
 
 
 def _json_values(label: str, data: bytes) -> Iterator[object]:
     """One JSON document, or JSON Lines (one document per line)."""
+    if json_too_deep(data):
+        raise ManifestError(f"{label}: nested deeper than {MAX_DEPTH} levels")
     try:
         yield orjson.loads(data)
         return
@@ -58,7 +62,14 @@ def run_review(
     store.load(state_paths)
     webhook = Webhook(store.index, policy, embedded=True)
     status = EXIT_OK
-    for name in files:
+    names = list(expand(files, (".json",)))
+    if not names:
+        print(
+            f"snapshot-webhook review: no AdmissionReview files in {', '.join(files)}",
+            file=sys.stderr,
+        )
+        return EXIT_UNREADABLE
+    for name in names:
         label = "<stdin>" if name == "-" else name
         try:
             values = list(_json_values(label, read_bytes(name, stdin)))
@@ -104,19 +115,27 @@ def run_check(
     store = ObjectStore(keep_raw=True)
     store.load(state_paths)
     status = EXIT_OK
-    checked = denied_count = unreadable = warnings = skipped = 0
+    checked = denied_count = unreadable = warnings = skipped = files_unreadable = found = 0
     for name in expand(manifests):
         try:
             docs = list(documents(name, read_bytes(name, stdin)))
         except ManifestError as err:
             print(f"snapshot-webhook check: {err}", file=sys.stderr)
             status = EXIT_UNREADABLE
+            files_unreadable += 1
             continue
+        if not docs:
+            print(f"snapshot-webhook check: {name}: no objects in it", file=sys.stderr)
+        found += len(docs)
         for doc in docs:
             info = kinds.by_api_version(doc.api_version, doc.kind)
-            if info is None:
+            why = _not_checked(info, doc)
+            if why:
+                if info is not None:  # a snapshot kind: say why it is not judged
+                    print(f"{doc.source} {doc.kind}: skipped: {why}", file=sys.stderr)
                 skipped += 1
                 continue
+            assert info is not None
             raw = with_namespace(info, doc.raw)
             namespace, obj_name = _name_of(raw)
             shown = f"{namespace}/{obj_name}" if namespace else obj_name
@@ -154,13 +173,38 @@ def run_check(
             if not verdict.allowed:
                 denied_count += 1
                 status = max(status, EXIT_DENIED)
+    if not found and not files_unreadable:
+        print(
+            f"snapshot-webhook check: no objects in {', '.join(manifests)}: nothing was checked",
+            file=sys.stderr,
+        )
+        return EXIT_UNREADABLE
+    unread = f", {plural(files_unreadable, 'file')} unreadable" if files_unreadable else ""
     print(
-        f"checked {checked} objects: {checked - denied_count - unreadable} allowed, "
-        f"{denied_count} denied, {unreadable} unreadable, {warnings} warnings; "
-        f"{skipped} objects of other kinds skipped",
+        f"checked {plural(checked, 'object')}: {checked - denied_count - unreadable} allowed, "
+        f"{denied_count} denied, {unreadable} unreadable, {plural(warnings, 'warning')}{unread}; "
+        f"{plural(skipped, 'object')} skipped (other kinds, or not checkable as said above)",
         file=sys.stderr,
     )
     return status
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _not_checked(info: kinds.KindInfo | None, doc: Document) -> str:
+    """Why a document is not checked ("" when it is)."""
+    if info is None:
+        return "not a kind this webhook checks"
+    version = doc.api_version.rpartition("/")[2]
+    if version not in info.served_versions:
+        served = ", ".join(f"{info.api_group}/{v}".lstrip("/") for v in info.served_versions)
+        return f"{doc.api_version} is not a version the {info.kind} CRD serves ({served})"
+    _, name = _name_of(doc.raw)
+    if not name:
+        return "metadata.name is missing"
+    return ""
 
 
 def _load_state_object(store: ObjectStore, info: kinds.KindInfo, raw: dict[str, Any]) -> Verdict:

@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import ssl
-import sys
 import tempfile
 import threading
 import time
@@ -291,7 +290,7 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
             counters=metrics.count_watch,
         )
         readiness.sync = cluster.status
-        metrics.watch_events(cluster.status.seconds_since_event)
+        metrics.watch_events(cluster.status.last_event_times)
         metrics.reservations.set_function(lambda: reservations.expire())
         webhook = Webhook(
             store.index,
@@ -320,7 +319,10 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
         body_timeout=settings.body_timeout_seconds,
         max_inflight_bytes=settings.max_inflight_bytes,
         background=background,
-        admission_log=AdmissionLog(enabled=settings.log_level in ("debug", "info")),
+        admission_log=AdmissionLog(
+            enabled=settings.log_level in ("debug", "info"),
+            refusals=settings.log_level != "error",
+        ),
     )
     app = create_app(webhook, edge)
 
@@ -365,7 +367,7 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
 
 def serve(settings: Settings) -> int:
     logs.configure(settings.log_level)
-    server = build(settings, out=lambda line: print(line, file=sys.stderr, flush=True))
+    server = build(settings, out=log.info)  # every line JSON, the hints too
     if server.cluster is not None:
         server.cluster.start()
     try:

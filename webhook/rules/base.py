@@ -16,14 +16,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import orjson
 from pydantic import BaseModel
 
 from webhook.kinds import FAMILIES, Family, Role
 from webhook.records import Record
 from webhook.state.view import FamilyView, VolumeView
+from webhook.values import cel_equal, map_changes, show
 
-MAX_VALUE_CHARS = 80
+__all__ = ["show"]  # rules format values with it
 
 
 class Mode(enum.StrEnum):
@@ -127,21 +127,6 @@ def define(
 # --- formatting -------------------------------------------------------------
 
 
-def show(value: object) -> str:
-    """A value as it appears in a message: JSON, shortened; `absent` for None."""
-    if value is None:
-        return "absent"
-    if isinstance(value, BaseModel):
-        value = value.model_dump(by_alias=True, exclude_none=True)
-    try:
-        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-    except TypeError:  # not JSON (a YAML date, say): show it as Python would
-        text = repr(value)
-    if len(text) > MAX_VALUE_CHARS:
-        text = text[: MAX_VALUE_CHARS - 3] + "..."
-    return text
-
-
 def pending_note(record: object) -> str:
     """Says so when a conflicting record is a claim admitted here but not yet stored."""
     if getattr(record, "pending", False):
@@ -155,11 +140,11 @@ def pending_note(record: object) -> str:
 def changes(path: str, old: object, new: object) -> list[tuple[str, object, object]]:
     """Leaf-level differences between two values, with their field paths.
 
-    Absent and null are the same (both None); every other value, an empty
-    string, list or map included, is compared exactly, as the CRDs' CEL
-    `self == oldSelf` rules compare.
+    Values compare as the CRDs' CEL `self == oldSelf` rules compare them
+    (`values.cel_equal`): absent and null are the same at every depth, values of
+    different types differ, an empty string, list or map is a value.
     """
-    if old == new:
+    if cel_equal(old, new):
         return []
     model_type = type(new) if isinstance(new, BaseModel) else type(old)
     if (
@@ -179,7 +164,14 @@ def changes(path: str, old: object, new: object) -> list[tuple[str, object, obje
 
 def immutable(path: str, old: object, new: object) -> Iterator[Problem]:
     for field_path, was, now in changes(path, old, new):
-        yield Problem(field_path, f"{field_path} is immutable: was {show(was)}, now {show(now)}")
+        if isinstance(was, dict | None) and isinstance(now, dict | None):
+            # a map: name the keys that changed, so none falls off a cut value
+            said = map_changes(was, now)
+            yield Problem(field_path, f"{field_path} is immutable: {said}")
+        else:
+            yield Problem(
+                field_path, f"{field_path} is immutable: was {show(was)}, now {show(now)}"
+            )
 
 
 # --- presence -------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 from webhook import objects
 from webhook.kinds import GROUP, VOLUME, Family, Role
-from webhook.records import ContentRecord
+from webhook.records import ContentRecord, SnapshotRecord
 from webhook.rules.base import (
     CrossContext,
     Mode,
@@ -31,7 +31,7 @@ Content = objects.VolumeSnapshotContent | objects.VolumeGroupSnapshotContent
 
 
 def _non_empty_list(value: object) -> str | None:
-    return None if isinstance(value, list) and value else "must be a non-empty list"
+    return None if isinstance(value, list) and value else "must be a non-empty array"
 
 
 def _group_handles(value: object) -> str | None:
@@ -138,9 +138,15 @@ def class_immutable(family: Family, old: Content, new: Content) -> Iterator[Prob
 # --- cross-object ---------------------------------------------------------------
 
 
-def _is_stale(content: ContentRecord, snapshot_uid: str | None) -> bool:
-    """A ref uid that is not the snapshot's current uid: the snapshot was re-created."""
-    return bool(content.ref_uid) and content.ref_uid != snapshot_uid
+def _is_stale(content: ContentRecord, snapshot: SnapshotRecord | None) -> bool:
+    """A ref uid that is not the snapshot's current uid: the snapshot was re-created
+    (or, when no snapshot of that name exists, deleted). A snapshot whose uid is
+    not known (a manifest written without one) proves nothing either way."""
+    if not content.ref_uid:
+        return False
+    if snapshot is None:
+        return True
+    return snapshot.id.uid is not None and content.ref_uid != snapshot.id.uid
 
 
 def binding_one_to_one(ctx: CrossContext) -> Iterator[Problem]:
@@ -152,15 +158,14 @@ def binding_one_to_one(ctx: CrossContext) -> Iterator[Problem]:
     namespace, name = content.ref_key
     target = f"{family.snapshot_kind} {namespace}/{name}"
     snap = ctx.state.snapshot(namespace, name)
-    snap_uid = snap.id.uid if snap else None
-    if snap is not None and _is_stale(content, snap_uid):
+    if snap is not None and _is_stale(content, snap):
         return  # points at an earlier incarnation: content.ref.stale-uid reports it
     for other in ctx.state.contents_referencing(namespace, name):
         if other.deleting or other.id.same_object(content.id):
             continue
         if content.ref_uid and other.ref_uid and content.ref_uid != other.ref_uid:
             continue  # two refs to different incarnations never conflict
-        if _is_stale(other, snap_uid):
+        if _is_stale(other, snap):
             continue
         yield Problem(
             path,
@@ -187,7 +192,7 @@ def ref_stale_uid(ctx: CrossContext) -> Iterator[Problem]:
     if content.ref_key is None or not content.ref_uid:
         return
     snap = ctx.state.snapshot(*content.ref_key)
-    if snap is not None and _is_stale(content, snap.id.uid):
+    if snap is not None and _is_stale(content, snap):
         path = f"{ctx.family.ref_path}.uid"
         yield Problem(
             path,

@@ -12,10 +12,10 @@ from typing import IO, Any
 
 from webhook import kinds
 from webhook.admission import AdmissionRequest
-from webhook.decide import UnreadableObjectError, parse_object
 from webhook.kinds import KindInfo
 from webhook.manifests import Document, ManifestError, read
 from webhook.objects import KubeObject
+from webhook.reading import UnreadableObjectError, parse_object
 from webhook.state.index import StateIndex
 
 DEFAULT_NAMESPACE = "default"

@@ -42,6 +42,7 @@ from webhook.state.index import StateIndex
 log = logging.getLogger("snapshot_webhook.kube")
 
 LIST_PAGE_SIZE = 500
+FAILURE_LOG_INTERVAL = 30.0  # seconds between log lines about one kind's failing watch
 MAX_LINE_BYTES = 16 * 1024 * 1024  # one watch event; etcd caps an object at 1.5 MiB
 
 
@@ -120,10 +121,13 @@ class SyncStatus:
                 )
         return found
 
-    def seconds_since_event(self) -> dict[str, float]:
-        now = self.clock()
+    def last_event_times(self) -> dict[str, float]:
+        """When each kind's watch last delivered something, as Unix time."""
+        now, wall = self.clock(), time.time()
         return {
-            kind: now - s.last_event for kind, s in self.kinds.items() if s.last_event is not None
+            kind: wall - (now - s.last_event)
+            for kind, s in self.kinds.items()
+            if s.last_event is not None
         }
 
 
@@ -175,6 +179,8 @@ class Reflector:
         self.resource_version: str | None = None
         self.version: str | None = None
         self.sync = status.of(info)
+        self._failures = 0  # in the current run of failures
+        self._last_said: float | None = None
 
     # --- loop -------------------------------------------------------------
 
@@ -240,11 +246,25 @@ class Reflector:
         self.sync.note = ""
 
     def _failed(self, error: str, backoff: Backoff) -> None:
+        """Back off and retry. Said when a run of failures starts, then at most once
+        every FAILURE_LOG_INTERVAL seconds, with the count, not once per retry."""
+        now = self.status.clock()
         if self.sync.failing_since is None:
-            self.sync.failing_since = self.status.clock()
+            self.sync.failing_since = now
+            self._failures, self._last_said = 0, None
+        self._failures += 1
         self.sync.last_error = error
         delay = backoff.next()
-        log.warning("watch of %s failed (%s); retrying in %.1fs", self.info.kind, error, delay)
+        if self._last_said is None or now - self._last_said >= FAILURE_LOG_INTERVAL:
+            log.warning(
+                "watch of %s failed (%s); %d attempts since %.0fs ago, retrying in %.1fs",
+                self.info.kind,
+                error,
+                self._failures,
+                now - self.sync.failing_since,
+                delay,
+            )
+            self._last_said = now
         self.count("restart", self.info)
         self.stop.wait(delay)
 

@@ -1,0 +1,215 @@
+"""JSON values as the Kubernetes API sees them: depth, equality, and how a value
+reads in a message. Pure: no I/O.
+
+Nothing here recurses on the input: a value nested a thousand levels deep, or
+a YAML alias bomb that expands to millions of nodes, costs no more than the
+bound each function is given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+# Deeper than any real object (a review of a snapshot object nests about 20
+# levels, managedFields included), far below where recursion would fail.
+MAX_DEPTH = 128
+MAX_VALUE_CHARS = 80
+
+
+class TooDeepError(ValueError):
+    def __init__(self, where: str = "the value") -> None:
+        super().__init__(f"{where} is nested deeper than {MAX_DEPTH} levels")
+
+
+def type_name(value: object) -> str:
+    """A value's type in the API's words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, Mapping | BaseModel):
+        return "object"
+    return type(value).__name__
+
+
+def _children(value: object) -> Iterator[object]:
+    if isinstance(value, Mapping):
+        yield from value.values()
+    elif isinstance(value, list | tuple):
+        yield from value
+    elif isinstance(value, BaseModel):
+        yield from (getattr(value, name) for name in type(value).model_fields)
+
+
+def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
+    """True when `value` nests more than `limit` objects and arrays deep.
+
+    Each node is visited once, so a structure that shares a node (a YAML alias)
+    is walked as often as it is referenced: the caller bounds its size first."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, Mapping | list | tuple | BaseModel):
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in _children(node))
+    return False
+
+
+def json_too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether a JSON text nests deeper than `limit`, read from its bytes.
+
+    Real reviews hold fewer brackets than the limit, which proves their depth
+    at C speed; only a body with more is scanned."""
+    if raw.count(b"{") + raw.count(b"[") <= limit:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x5B):  # { [
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x7D, 0x5D):  # } ]
+            depth -= 1
+    return False
+
+
+def _plain(value: object) -> object:
+    """A model as the mapping of its set fields (by alias); anything else as it is."""
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        return {
+            (info.alias or name): getattr(value, name)
+            for name, info in fields.items()
+            if getattr(value, name) is not None
+        }
+    return value
+
+
+def cel_equal(a: object, b: object) -> bool:
+    """Equality as CEL's `==` on Kubernetes objects: values of different types
+    differ (`1` is not `true`), numbers compare by value (`1 == 1.0`), and an
+    absent field equals a null one at every depth, inside maps too.
+
+    Raises TooDeepError past MAX_DEPTH."""
+    stack: list[tuple[object, object, int]] = [(a, b, 0)]
+    while stack:
+        left, right, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise TooDeepError
+        left, right = _plain(left), _plain(right)
+        if left is None or right is None:
+            if left is not right:
+                return False
+            continue
+        if isinstance(left, bool) or isinstance(right, bool):
+            if not (isinstance(left, bool) and isinstance(right, bool) and left == right):
+                return False
+        elif isinstance(left, int | float) and isinstance(right, int | float):
+            if left != right and not (math.isnan(left) and math.isnan(right)):
+                return False
+        elif isinstance(left, str) or isinstance(right, str):
+            if not (isinstance(left, str) and isinstance(right, str) and left == right):
+                return False
+        elif isinstance(left, Mapping) and isinstance(right, Mapping):
+            keys = {k for k, v in left.items() if v is not None}
+            if keys != {k for k, v in right.items() if v is not None}:
+                return False
+            stack.extend((left[k], right[k], depth + 1) for k in keys)
+        elif isinstance(left, list | tuple) and isinstance(right, list | tuple):
+            if len(left) != len(right):
+                return False
+            stack.extend((x, y, depth + 1) for x, y in zip(left, right, strict=True))
+        elif left != right or type(left) is not type(right):
+            return False
+    return True
+
+
+def show(value: object, limit: int = MAX_VALUE_CHARS) -> str:
+    """A value as it reads in a message: JSON with sorted keys, `absent` for None,
+    cut at `limit` characters. Written by a walk that stops at the limit, so its
+    cost does not grow with the value."""
+    if value is None:
+        return "absent"
+    out: list[str] = []
+    size = 0
+    # items: a value to write, or a literal piece of text (tagged)
+    stack: list[tuple[bool, object]] = [(False, value)]
+    while stack and size <= limit:
+        literal, item = stack.pop()
+        if literal:
+            piece = str(item)
+        else:
+            item = _plain(item)
+            if isinstance(item, Mapping):
+                keys = sorted(item, key=str)
+                parts: list[tuple[bool, object]] = [(True, "{")]
+                for n, key in enumerate(keys):
+                    parts.append((True, ("," if n else "") + _scalar(str(key)) + ":"))
+                    parts.append((False, item[key]))
+                parts.append((True, "}"))
+                stack.extend(reversed(parts))
+                continue
+            if isinstance(item, list | tuple):
+                parts = [(True, "[")]
+                for n, element in enumerate(item):
+                    if n:
+                        parts.append((True, ","))
+                    parts.append((False, element))
+                parts.append((True, "]"))
+                stack.extend(reversed(parts))
+                continue
+            piece = _scalar(item)
+        out.append(piece)
+        size += len(piece)
+    text = "".join(out)
+    if stack or len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text
+
+
+def _scalar(value: object) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # not JSON (a YAML date, say): its text
+        return orjson.dumps(str(value)).decode()
+
+
+def map_changes(old: Mapping[Any, Any] | None, new: Mapping[Any, Any] | None) -> str:
+    """The keys that changed, were added or were removed, with their values."""
+    old, new = old or {}, new or {}
+    said = []
+    for key in sorted(set(old) | set(new), key=str):
+        was, now = old.get(key), new.get(key)
+        if cel_equal(was, now):
+            continue
+        if was is None:
+            said.append(f"{key} added ({show(now)})")
+        elif now is None:
+            said.append(f"{key} removed (was {show(was)})")
+        else:
+            said.append(f"{key} changed from {show(was)} to {show(now)}")
+    return ", ".join(said)
