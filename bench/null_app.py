@@ -13,6 +13,7 @@ import orjson
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from webhook.app import send_json
 from webhook.certwatch import server_context
 
 ANSWER = orjson.dumps(
@@ -34,18 +35,7 @@ async def null_app(scope: Scope, receive: Receive, send: Send) -> None:
     while more:
         message = await receive()
         more = message.get("more_body", False)
-    status = 200
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(ANSWER)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": ANSWER})
+    await send_json(send, 200, ANSWER)  # the webhook's own response writer
 
 
 def main() -> None:

@@ -158,6 +158,15 @@ def snapshot_class(
     return obj
 
 
+def storage_class(name: str, *, provisioner: str = EBS, **meta_args: Any) -> Obj:
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": meta(name, **meta_args),
+        "provisioner": provisioner,
+    }
+
+
 def group_snapshot(
     name: str,
     namespace: str = "shop",

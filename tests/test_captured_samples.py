@@ -1,7 +1,9 @@
 """Requests captured from a real kube-apiserver, when a checkout has them beside it.
 
-The project's own fixtures are built to match these; this test keeps them
-honest wherever the captures are available, and is skipped where they are not.
+What these check runs everywhere through the project's own fixtures
+(tests/wire.py and test_wire_requests.py, built to the same shape); this test
+keeps those honest wherever the captures are available, and is skipped where
+they are not.
 """
 
 from __future__ import annotations

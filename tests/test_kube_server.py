@@ -239,3 +239,25 @@ def test_watch_faults_under_load_recover_to_the_cluster_state(
         f"{len(answers)} requests, all answered; readiness false {outage_seen:.1f} s "
         f"into the outage, true {recovery:.1f} s after it ended",
     )
+
+
+def test_an_unreachable_apiserver_is_said_in_a_few_json_lines(tmp_path: Path) -> None:
+    """Every kind fails at once and keeps failing: each says so once (then at most
+    every 30 s), in JSON, with no retry line of urllib3's own."""
+    with fake_apiserver() as gone:
+        kubeconfig = gone.kubeconfig(tmp_path / "kubeconfig")  # closed from here on
+    with running_server(
+        tmp_path, "--kubeconfig", str(kubeconfig), "--discovery-interval-seconds", "0.5"
+    ) as running:
+        with running.client() as http:
+            assert http.get("/readyz").status_code == 503
+        deadline = time.monotonic() + 15
+        while len([r for r in running.log_records() if "failed" in str(r["message"])]) < 9:
+            assert time.monotonic() < deadline, running.log()
+            time.sleep(0.2)
+        time.sleep(3.0)  # several backoff rounds later: still one line per kind
+        lines = [line for line in running.log().splitlines() if line.strip()]
+    assert all(line.startswith("{") for line in lines), lines[:3]
+    assert not any("Retrying (Retry(" in line for line in lines)
+    failing = [json.loads(line) for line in lines if "failed" in line]
+    assert len(failing) == 9, [f["message"] for f in failing]

@@ -12,9 +12,12 @@ from builders import (
     assert_outcome,
     changed,
     claim,
+    denied_ids,
     judge,
     review,
+    snapshot_class,
     snapshot_content,
+    storage_class,
     table,
     volume_snapshot,
 )
@@ -177,3 +180,24 @@ def test_content_may_allow_a_volume_mode_change(state: StateIndex) -> None:
     add(state, allowing)
     verdict = judge(state, review(claim("restored", snapshot=SNAP, volume_mode="Block")))
     assert_outcome(verdict, set(), set())
+
+
+def test_a_driver_named_only_by_a_group_class_is_a_csi_driver(state: StateIndex) -> None:
+    """A StorageClass whose provisioner no snapshot class names, but a group
+    snapshot class does, is a CSI driver: the mismatch denies, it is no in-tree name."""
+    add(
+        state,
+        storage_class("group-only", provisioner="group.csi.example.com"),
+        snapshot_class("g", driver="group.csi.example.com", group=True),
+    )
+    verdict = judge(state, review(claim("restored", snapshot=SNAP, storage_class="group-only")))
+    assert denied_ids(verdict) == {"restore.driver-match"}
+
+
+def test_the_in_tree_warning_keeps_its_explanation_whole(state: StateIndex) -> None:
+    long_name = "gp2-intree-" + "x" * 52  # 63 characters, the longest a name may be
+    add(state, storage_class(long_name, provisioner="kubernetes.io/aws-ebs-" + "y" * 40))
+    verdict = judge(state, review(claim("restored", snapshot=SNAP, storage_class=long_name)))
+    (warning,) = verdict.warnings
+    assert len(warning) <= 255
+    assert "(maybe a migrated in-tree name); the snapshot was taken by" in warning

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,12 +72,33 @@ def test_metrics_count_admissions_state_and_certificate(client: httpx.Client) ->
     assert 'rule="class.default.annotation"' in text
     assert "snapshot_webhook_admission_duration_seconds_bucket" in text
     assert 'snapshot_webhook_state_objects{kind="VolumeSnapshotClass"}' in text
+    assert (
+        'snapshot_webhook_admission_duration_seconds_count{kind="VolumeSnapshotClass",'
+        'operation="CREATE",verdict="allowed"}' in text
+    )
+    assert "snapshot_webhook_requests_in_flight 0.0" in text
+    assert "process_resident_memory_bytes" in text and "python_info" in text
+    assert "_created" not in text
     line = next(
         x
         for x in text.splitlines()
         if x.startswith("snapshot_webhook_certificate_not_after_timestamp_seconds ")
     )
     assert float(line.split()[1]) > 1.7e9
+
+
+def test_metric_labels_come_from_a_fixed_set(client: httpx.Client) -> None:
+    """Made-up kinds and operations never become label values: /metrics stays small."""
+    before = len(client.get("/metrics").text)
+    for n in range(20):
+        body = review(snapshot_class(f"k{n}", driver="k.csi.example.com"), uid=f"k-{n}")
+        body["request"]["kind"]["kind"] = f"Made{n}" + "K" * 5000
+        body["request"]["operation"] = "DELETE"
+        post(client, body)
+    text = client.get("/metrics").text
+    assert "KKKKKKKKKK" not in text
+    assert len(text) - before < 5000
+    assert 'kind="other",operation="DELETE",verdict="allowed"' in text
 
 
 @pytest.mark.parametrize(
@@ -137,12 +159,59 @@ def test_unreadable_object_is_answered_with_its_uid(client: httpx.Client) -> Non
 
 
 def test_one_structured_log_line_per_admission(server: Server, client: httpx.Client) -> None:
-    post(client, review(snapshot_class("logged", driver="l.csi.example.com"), uid="log-uid-1"))
+    body = review(
+        snapshot_class("logged", driver="l.csi.example.com", default="True"), uid="log-uid-1"
+    )
+    body["request"]["userInfo"] = {"username": "alice", "groups": ["dev"]}
+    post(client, body)
     line = server.wait_for_log(lambda record: record.get("uid") == "log-uid-1")
     assert line["kind"] == "VolumeSnapshotClass" and line["object"] == "logged"
-    assert line["operation"] == "CREATE" and line["allowed"] is True
-    assert line["rules"] == [] and line["duration_ms"] >= 0 and line["dry_run"] is False
+    assert line["operation"] == "CREATE" and line["verdict"] == "allowed"
+    assert line["user"] == "alice" and line["dryRun"] is False and line["code"] == 200
+    assert line["denied"] == [] and line["warned"] == ["class.default.annotation"]
+    assert line["durationMs"] >= 0
     assert "driver" not in json.dumps(line)  # names only, never object contents
+    # the README lists exactly these fields
+    readme = (ROOT / "README.md").read_text()
+    for field in ("uid", "kind", "object", "operation", "dryRun", "user", "verdict", "code"):
+        assert f"`{field}`" in readme
+
+
+def test_requests_refused_before_a_verdict_are_logged_at_a_bounded_rate(
+    server: Server, client: httpx.Client
+) -> None:
+    sent = 40
+    for _ in range(sent):
+        client.post("/validate", content=b"{not json", headers=JSON_HEADERS)
+    deadline = time.monotonic() + 10
+    while True:  # once the budget refills, the next refused line counts the held-back ones
+        client.post("/validate", content=b"{}", headers={"Content-Type": "text/plain"})
+        sent += 1
+        refused = [r for r in server.log_records() if r.get("message") == "request refused"]
+        if any(r["status"] == 415 and int(r.get("suppressed", 0)) > 0 for r in refused):
+            break
+        assert time.monotonic() < deadline, refused[-3:]
+        time.sleep(0.2)
+    assert any(r["status"] == 400 and "not valid JSON" in str(r["error"]) for r in refused)
+    assert len(refused) < sent  # rate-limited: the flood is counted, not written out
+
+
+def test_every_startup_line_is_json(server: Server) -> None:
+    lines = [line for line in server.log().splitlines() if line.strip()]
+    assert lines and all(line.startswith("{") for line in lines), lines[:5]
+    assert any("try: curl" in str(r["message"]) for r in server.log_records())
+
+
+def test_paths_with_a_trailing_slash_and_unknown_paths(client: httpx.Client) -> None:
+    body = review(snapshot_class("slash", driver="s.csi.example.com"), uid="slash-1")
+    for path in ("/validate/", "/volumesnapshot/"):
+        answer = post(client, body, path)
+        assert answer.status_code == 200 and answer.json()["response"]["uid"] == "slash-1"
+    for path in ("/nope", "/docs", "/openapi.json", "/redoc"):
+        answer = client.get(path)
+        assert answer.status_code == 404
+        assert "POST /validate" in answer.json()["error"]
+    assert client.get("/validate").status_code == 405
 
 
 def test_shipped_examples_give_their_documented_verdicts(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from webhook.objects import Model
 from webhook.reading import describe
 from webhook.rules.base import Finding
-from webhook.values import show, type_name
+from webhook.values import fit, show, type_name
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 MAX_WARNING_CHARS = 255  # the apiserver drops longer warnings; keep each under 256
@@ -144,7 +144,7 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def _warning(finding: Finding) -> str:
-    return _shorten(str(finding), MAX_WARNING_CHARS)
+    return fit(str(finding), MAX_WARNING_CHARS)
 
 
 def allowed(findings: Sequence[Finding] = ()) -> Verdict:

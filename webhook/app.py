@@ -202,12 +202,12 @@ class AdmissionFastPath:
         self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or scope["path"].rstrip("/") not in ADMISSION_PATHS  # /validate/ too
-        ):
-            await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope["path"].rstrip("/") not in ADMISSION_PATHS:
+            await self.app(scope, receive, send)  # /validate/ is /validate
+            return
+        if scope["method"] != "POST":
+            message = f"{scope['method']} is not allowed on {scope['path']}; {PATHS_NOTE}"
+            await send_json(send, 405, orjson.dumps({"error": message}))
             return
         content_type = length = None
         for name, value in scope["headers"]:
@@ -229,17 +229,22 @@ class AdmissionFastPath:
             status, body = await self.endpoint.answer(content_type, length, chunks())
         except ClientGoneError:
             return  # nobody is left to answer
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, status, body)
+
+
+async def send_json(send: Send, status: int, body: bytes) -> None:
+    """One whole JSON response."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 PATHS_NOTE = (

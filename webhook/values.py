@@ -9,6 +9,7 @@ bound each function is given.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -213,3 +214,24 @@ def map_changes(old: Mapping[Any, Any] | None, new: Mapping[Any, Any] | None) ->
         else:
             said.append(f"{key} changed from {show(was)} to {show(now)}")
     return ", ".join(said)
+
+
+def fit(text: str, limit: int) -> str:
+    """`text` within `limit` characters, shortening its longest quoted values (keeping
+    their ends) before cutting anything else, so that the sentence around them
+    survives."""
+    while len(text) > limit:
+        quoted = [(m.end() - m.start(), m.start(), m.end()) for m in _QUOTED.finditer(text)]
+        longest = max(quoted, default=None)
+        if longest is None or longest[0] <= 14:
+            return text[: limit - 3] + "..."
+        size, start, end = longest
+        inner_size = max(14, size - (len(text) - limit)) - 2  # quotes stay
+        head = (inner_size - 3) // 2
+        tail = inner_size - 3 - head
+        inner = text[start + 1 : end - 1]
+        text = f'{text[:start]}"{inner[:head]}...{inner[len(inner) - tail :]}"{text[end:]}'
+    return text
+
+
+_QUOTED = re.compile(r'"[^"]*"')

@@ -196,6 +196,9 @@ class StateIndex:
         with self._lock:
             return self.storage_classes.get(name)
 
+    def is_csi_driver(self, driver: str) -> bool:
+        return any(family.uses_driver(driver) for family in self.families.values())
+
     # --- writes -----------------------------------------------------------
 
     def put_object(self, info: KindInfo, obj: KubeObject) -> None:

@@ -99,6 +99,9 @@ class LayeredState:
     def storage_class(self, name: str) -> StorageClassRecord | None:
         return self.upper.storage_class(name) or self.lower.storage_class(name)
 
+    def is_csi_driver(self, driver: str) -> bool:
+        return self.upper.is_csi_driver(driver) or self.lower.is_csi_driver(driver)
+
 
 class Reservations:
     """Writes admitted here and not yet seen by the watch, each held for at most `ttl`.

@@ -59,6 +59,10 @@ class VolumeView(Protocol):
 
     def storage_class(self, name: str) -> StorageClassRecord | None: ...
 
+    def is_csi_driver(self, driver: str) -> bool:
+        """True when a snapshot or group-snapshot class or content names `driver`."""
+        ...
+
 
 class StateView(VolumeView, Protocol):
     """Everything a rule may read: both snapshot families and the core objects."""
