@@ -401,3 +401,18 @@ def test_version_help_and_usage_errors_speak_for_the_command() -> None:
     assert "JSON Schema" in cli("schemas", "--help").stdout
     certs_help = " ".join(cli("certs", "--help").stdout.split())
     assert "(default certs/service;" in certs_help and "(default 365)" in certs_help
+
+
+def test_messages_speak_the_api_words_not_python(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [\n")
+    result = cli("check", str(bad))
+    assert "in the file, line 2" in result.stderr and "<byte string>" not in result.stderr
+    body = review(volume_snapshot("s", pvc="p"))
+    body["request"]["object"]["spec"]["source"] = None
+    body["request"]["object"]["spec"]["volumeSnapshotClassName"] = ["x"]
+    answer = cli("review", "-", stdin=json.dumps(body).encode())
+    message = json.loads(answer.stdout)["response"]["status"]["message"]
+    assert "must be a string, got [\"x\"]" in message
+    for python in ("None", "got list", "got str", "Value error"):
+        assert python not in message
