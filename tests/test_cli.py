@@ -413,6 +413,6 @@ def test_messages_speak_the_api_words_not_python(tmp_path: Path) -> None:
     body["request"]["object"]["spec"]["volumeSnapshotClassName"] = ["x"]
     answer = cli("review", "-", stdin=json.dumps(body).encode())
     message = json.loads(answer.stdout)["response"]["status"]["message"]
-    assert "must be a string, got [\"x\"]" in message
+    assert 'must be a string, got ["x"]' in message
     for python in ("None", "got list", "got str", "Value error"):
         assert python not in message

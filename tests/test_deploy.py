@@ -61,6 +61,7 @@ def test_base_renders_every_part(base: list[dict[str, Any]]) -> None:
             "Namespace",
             "ServiceAccount",
             "ClusterRole",
+            "ClusterRole",
             "ClusterRoleBinding",
             "Role",
             "RoleBinding",
@@ -97,9 +98,25 @@ def test_rbac_grants_exactly_what_the_webhook_uses(base: list[dict[str, Any]]) -
     }
     (configuration,) = settings.webhook_configurations
     assert configuration == one(base, "ValidatingWebhookConfiguration")["metadata"]["name"]
-    assert grants(one(base, "ClusterRole")) == reads | {
-        ("admissionregistration.k8s.io", "validatingwebhookconfigurations", verb, (configuration,))
-        for verb in ("get", "update")
+    roles = {d["metadata"]["name"]: d for d in base if d["kind"] == "ClusterRole"}
+    assert grants(roles["snapshot-webhook"]) == reads | {
+        (
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            "get",
+            (configuration,),
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            "update",
+            (configuration,),
+        ),
+        ("authorization.k8s.io", "subjectaccessreviews", "create", ()),
+    }
+    # for binding to backup tools: the one special verb, nothing else
+    assert grants(roles["snapshot-webhook:volume-mode-change"]) == {
+        ("snapshot.storage.k8s.io", "volumesnapshotcontents", "change-volume-mode", ())
     }
     secret = settings.certificate_secret
     assert grants(one(base, "Role")) == {

@@ -146,6 +146,11 @@ def test_a_bad_new_pair_is_rejected_and_the_old_one_keeps_serving(rotating: tupl
         assert http.get("/readyz").status_code == 200
 
 
+# The load clients keep connecting while the server stops accepting; when the
+# server closes a connection in the middle of its TLS handshake, the client
+# library drops that socket without closing it. That is the client's leak, not
+# the server's, and it says nothing about what this test checks.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_sigterm_turns_readiness_off_first_and_finishes_in_flight(tmp_path: Path) -> None:
     with running_server(tmp_path, "--shutdown-delay-seconds", "1.5") as server:
         body = json.dumps(review(snapshot_class("slow", driver="slow.csi.example.com"))).encode()

@@ -19,6 +19,7 @@ from typing import IO
 from pydantic import ValidationError
 
 from webhook import __version__
+from webhook.authorize import DEFAULT_GROUPS, AllowList, Requester
 from webhook.certs import CertificateError
 from webhook.kubeapi import KubeConfigError
 from webhook.manifests import ManifestError
@@ -41,6 +42,24 @@ def _add_state_and_rules(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="RULE_ID=MODE",
         help="override a rule's mode: deny, warn or off (repeatable)",
+    )
+
+
+def _add_authorized(parser: argparse.ArgumentParser, dest_prefix: str = "") -> None:
+    """Who may set the allow-volume-mode-change annotation where no cluster is asked."""
+    parser.add_argument(
+        "--authorized-user",
+        action="append",
+        dest=f"{dest_prefix}authorized_users",
+        metavar="USER",
+        help="may set allow-volume-mode-change without a cluster to ask (repeatable)",
+    )
+    parser.add_argument(
+        "--authorized-group",
+        action="append",
+        dest=f"{dest_prefix}authorized_groups",
+        metavar="GROUP",
+        help="as --authorized-user, for a group (repeatable; default system:masters)",
     )
 
 
@@ -70,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "one is judged against, as in a cluster.",
     )
     _add_state_and_rules(review)
+    _add_authorized(review)
     review.add_argument("files", nargs="+", metavar="FILE")
 
     check = commands.add_parser(
@@ -79,6 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
         "same kind, namespace and name already in the state. Admitted objects join the state.",
     )
     _add_state_and_rules(check)
+    _add_authorized(check)
+    check.add_argument(
+        "--as", dest="as_user", default="", metavar="USER", help="who applies the manifests"
+    )
+    check.add_argument(
+        "--as-group",
+        dest="as_groups",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="a group of --as (repeatable)",
+    )
     check.add_argument("manifests", nargs="+", metavar="MANIFEST")
 
     serve = commands.add_parser(
@@ -136,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="after SIGTERM, report not ready this long before stopping (default 2)",
     )
     _add_kube(serve)
+    _add_authorized(serve)
     for flag, meaning in (
         ("watch-read-timeout", "a watch silent this long is reconnected (default 90)"),
         ("watch-failure-grace", "/readyz turns false when watches fail this long (default 60)"),
@@ -370,10 +403,13 @@ def _run(args: argparse.Namespace, stdin: IO[bytes] | None) -> int:
         if args.command == "review":
             from webhook.offline import run_review
 
-            return run_review(args.files, args.state, policy, stdin, sys.stdout)
+            return run_review(args.files, args.state, policy, stdin, sys.stdout, allow_list(args))
         from webhook.offline import run_check
 
-        return run_check(args.manifests, args.state, policy, stdin, sys.stdout)
+        requester = Requester(args.as_user, groups=tuple(args.as_groups))
+        return run_check(
+            args.manifests, args.state, policy, stdin, sys.stdout, allow_list(args), requester
+        )
     except (UnknownRuleError, ManifestError, CertificateError, KubeConfigError) as err:
         print(f"snapshot-webhook {args.command}: {err}", file=sys.stderr)
         return EXIT_UNREADABLE
@@ -382,6 +418,12 @@ def _run(args: argparse.Namespace, stdin: IO[bytes] | None) -> int:
     except OSError as err:
         print(f"snapshot-webhook {args.command}: {err}", file=sys.stderr)
         return EXIT_UNREADABLE
+
+
+def allow_list(args: argparse.Namespace) -> AllowList:
+    return AllowList(
+        tuple(args.authorized_users or ()), tuple(args.authorized_groups or DEFAULT_GROUPS)
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -35,18 +35,20 @@ from webhook.values import TooDeepError, cel_equal
 CLEANUP_OPERATIONS = ("DELETE", "CONNECT")
 
 
+def _annotation(raw: dict[str, Any], key: str) -> object:
+    metadata = raw.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    return annotations.get(key) if isinstance(annotations, dict) else None
+
+
 def _judged(info: KindInfo, raw: dict[str, Any]) -> list[object]:
     """The parts of a raw object that rules judge on UPDATE, read without a model."""
     if info.role is Role.CLASS:
         assert info.family is not None
-        metadata = raw.get("metadata")
-        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-        default = (
-            annotations.get(info.family.default_annotation)
-            if isinstance(annotations, dict)
-            else None
-        )
+        default = _annotation(raw, info.family.default_annotation)
         return [raw.get("driver"), raw.get("parameters"), raw.get("deletionPolicy"), default]
+    if info.role is Role.CONTENT:
+        return [raw.get("spec"), _annotation(raw, objects.ALLOW_VOLUME_MODE_CHANGE_ANNOTATION)]
     return [raw.get("spec")]
 
 

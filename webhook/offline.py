@@ -20,6 +20,7 @@ from webhook.admission import (
     response,
 )
 from webhook.audit import audit, by_rule
+from webhook.authorize import AllowList, Authorizer, Requester, needs_authorization, settle
 from webhook.decide import decide
 from webhook.kubeapi import KubeAPI, KubeConfigError, api_client
 from webhook.manifests import Document, ManifestError, documents, expand, read_bytes
@@ -31,6 +32,8 @@ from webhook.state.kube import ClusterState, WatchSettings
 from webhook.values import MAX_DEPTH, json_too_deep
 
 EXIT_OK, EXIT_DENIED, EXIT_UNREADABLE = 0, 1, 2
+DEFAULT_ALLOW_LIST = AllowList()
+NOBODY = Requester("")  # manifests checked with no --as
 
 
 def _json_values(label: str, data: bytes) -> Iterator[object]:
@@ -57,10 +60,11 @@ def run_review(
     policy: Policy,
     stdin: IO[bytes] | None,
     out: IO[str],
+    authorizer: Authorizer = DEFAULT_ALLOW_LIST,
 ) -> int:
     store = ObjectStore()
     store.load(state_paths)
-    webhook = Webhook(store.index, policy, embedded=True)
+    webhook = Webhook(store.index, policy, embedded=True, authorizer=authorizer)
     status = EXIT_OK
     names = list(expand(files, (".json",)))
     if not names:
@@ -111,6 +115,8 @@ def run_check(
     policy: Policy,
     stdin: IO[bytes] | None,
     out: IO[str],
+    authorizer: Authorizer = DEFAULT_ALLOW_LIST,
+    requester: Requester = NOBODY,
 ) -> int:
     store = ObjectStore(keep_raw=True)
     store.load(state_paths)
@@ -159,6 +165,8 @@ def run_check(
                     old_object=old,
                 )
                 verdict = decide(request, store.index, policy)
+                if needs_authorization(verdict):
+                    verdict = settle(verdict, requester, authorizer)
                 if verdict.allowed:
                     store.put(info, parse_object(info, raw, "object"), raw)
             if verdict.code == 400:

@@ -28,6 +28,7 @@ import uvicorn
 from webhook import certs, logs
 from webhook.app import Edge, create_app, create_probe_app
 from webhook.audit import audit, by_rule
+from webhook.authorize import AccessReviews, AllowList
 from webhook.certplan import Lifetimes, ManagedPair
 from webhook.certsync import CertificateManager
 from webhook.certwatch import CertificateReloader, server_context
@@ -301,6 +302,7 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
             on_live_get=metrics.count_live_get,
             claims=claims,
             claim_failure=settings.claim_failure,
+            authorizer=AccessReviews(api),  # the cluster's own RBAC decides
         )
         if claims is not None:
             claims.gave_up = webhook.claim_given_up
@@ -310,7 +312,14 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
         )
         log.info("cluster mode: watching %s", kubeconfig or "the in-cluster API server")
     else:
-        webhook = Webhook(store.index, policy, embedded=True)
+        webhook = Webhook(
+            store.index,
+            policy,
+            embedded=True,
+            authorizer=AllowList(
+                tuple(settings.authorized_users), tuple(settings.authorized_groups)
+            ),
+        )
         log.info("embedded mode: %d objects of state from %s", count, settings.state or "none")
     edge = Edge(
         metrics=metrics,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from webhook import kinds
 from webhook.admission import AdmissionRequest, Review, Verdict, allowed, denied, errored
+from webhook.authorize import AllowList, Authorizer, Requester, needs_authorization, settle
 from webhook.claims import Holder, LeaseClaims
 from webhook.decide import Subject, judge, read_subject, subject_record
 from webhook.kinds import KindInfo, Role
@@ -90,6 +91,7 @@ class Webhook:
     reservations: Reservations | None = None
     live_get: LiveGet | None = None
     on_live_get: Callable[[KindInfo, str], None] = field(default=lambda info, result: None)
+    authorizer: Authorizer = field(default_factory=AllowList)  # who may set volume-mode change
     claims: LeaseClaims | None = None  # cluster mode: unique slots claimed with Leases
     claim_failure: str = "deny"  # when the apiserver cannot be asked: deny, or warn and allow
 
@@ -104,7 +106,8 @@ class Webhook:
         subject = self._subject(review)
         if isinstance(subject, Verdict):
             return self._admitted(review.request, None, subject)
-        return self._admitted(review.request, subject, self._judge(subject, self.view()))
+        verdict = self._authorized(review.request, self._judge(subject, self.view()))
+        return self._admitted(review.request, subject, verdict)
 
     async def judge_live(self, review: Review) -> Verdict:
         """The verdict, after fetching what the watch has not delivered yet."""
@@ -124,6 +127,8 @@ class Webhook:
                 )
         verdict = self._judge(subject, view)
         request = review.request
+        if needs_authorization(verdict):  # rare: may ask the apiserver, so off the loop
+            verdict = await asyncio.to_thread(self._authorized, request, verdict)
         if self.claims is not None and verdict.allowed and request and not request.dry_run:
             verdict = await asyncio.to_thread(self._claim, request, subject, verdict)
         return self._admitted(request, subject, verdict)
@@ -139,6 +144,11 @@ class Webhook:
         except Exception:  # a bug, not the caller's fault: answer, log, keep serving
             log.exception("internal error judging %s %s", subject.info.kind, subject.new.name)
             return errored(500, "internal error in snapshot-webhook; see its log")
+
+    def _authorized(self, request: AdmissionRequest | None, verdict: Verdict) -> Verdict:
+        if request is None or not needs_authorization(verdict):
+            return verdict
+        return settle(verdict, Requester.of(request.user_info), self.authorizer)
 
     # --- claims -------------------------------------------------------------------
 

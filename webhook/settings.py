@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     reservation_ttl_seconds: float = Field(30.0, gt=0)
     live_get_timeout_seconds: float = Field(1.0, gt=0)
     audit_interval_seconds: float = Field(300.0, gt=0)
+    # who may set allow-volume-mode-change where no cluster is asked (embedded mode)
+    authorized_users: list[str] = Field(default_factory=list)
+    authorized_groups: list[str] = Field(default_factory=lambda: ["system:masters"])
     # unique slots claimed with Leases (cluster mode)
     claims: bool = True
     claim_duration_seconds: float = Field(30.0, ge=2)

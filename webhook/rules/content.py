@@ -10,6 +10,7 @@ from typing import Any
 
 from webhook import objects
 from webhook.kinds import GROUP, VOLUME, Family, Role
+from webhook.objects import ALLOW_VOLUME_MODE_CHANGE_ANNOTATION
 from webhook.records import ContentRecord, SnapshotRecord
 from webhook.rules.base import (
     CrossContext,
@@ -231,6 +232,36 @@ def class_driver_match(ctx: CrossContext) -> Iterator[Problem]:
             )
 
 
+# Setting this annotation lets a restore turn a Filesystem snapshot into a Block
+# volume or back, which can expose a filesystem's raw blocks: KEP-3141 meant it for
+# trusted backup software only. Who may set it is the cluster's RBAC: this verb on
+# volumesnapshotcontents, granted by the ClusterRole below (deploy/).
+VOLUME_MODE_CHANGE_RULE = "content.volume-mode-change.authorized"
+VOLUME_MODE_CHANGE_VERB = "change-volume-mode"
+VOLUME_MODE_CHANGE_ROLE = "snapshot-webhook:volume-mode-change"
+VOLUME_MODE_CHANGE_PATH = f"metadata.annotations[{ALLOW_VOLUME_MODE_CHANGE_ANNOTATION}]"
+
+
+def volume_mode_change_authorized(ctx: CrossContext) -> Iterator[Problem]:
+    """Flags a CREATE that sets the annotation to "true", or an UPDATE that adds it
+    or changes its value to "true". Whether the requesting user may is decided
+    outside the rules (by the cluster's RBAC or an allow-list): this rule only
+    says that the question must be asked. Removing the annotation is never asked."""
+    content = ctx.record
+    assert isinstance(content, ContentRecord)
+    if not content.allow_volume_mode_change:
+        return
+    old = ctx.old_record
+    if isinstance(old, ContentRecord) and old.allow_volume_mode_change:
+        return  # already set: this update does not set it
+    yield Problem(
+        VOLUME_MODE_CHANGE_PATH,
+        f'{VOLUME_MODE_CHANGE_PATH} is "true", which only a user granted the verb '
+        f'"{VOLUME_MODE_CHANGE_VERB}" on volumesnapshotcontents.snapshot.storage.k8s.io '
+        f"(ClusterRole {VOLUME_MODE_CHANGE_ROLE}) may set",
+    )
+
+
 RULES: list[Rule[Any]] = [
     *define(
         "content.source.one-of",
@@ -305,5 +336,13 @@ RULES: list[Rule[Any]] = [
         Stage.CROSS,
         class_driver_match,
         "the content's driver is the driver of its class and of its snapshot's class",
+    ),
+    *define(
+        VOLUME_MODE_CHANGE_RULE,
+        Role.CONTENT,
+        Stage.CROSS,
+        volume_mode_change_authorized,
+        "only an authorized user sets the allow-volume-mode-change annotation",
+        families=[VOLUME],
     ),
 ]
