@@ -70,8 +70,11 @@ def test_base_renders_every_part(base: list[dict[str, Any]]) -> None:
             "PodDisruptionBudget",
             "NetworkPolicy",
             "ValidatingWebhookConfiguration",
+            *["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 8,
         ]
     )
+    policies = [d for d in base if d["kind"].startswith("ValidatingAdmissionPolicy")]
+    assert all("namespace" not in d["metadata"] for d in policies)  # cluster-scoped
     assert {
         d["metadata"].get("namespace")
         for d in base

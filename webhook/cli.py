@@ -325,6 +325,22 @@ def build_parser() -> argparse.ArgumentParser:
         "to present when serve runs with --client-ca-file client-ca.crt",
     )
 
+    policies = commands.add_parser(
+        "policies",
+        help="print the ValidatingAdmissionPolicies that back the webhook up",
+        description="Print, as YAML, a ValidatingAdmissionPolicy and its binding for every "
+        "one-object and transition rule that CEL can express and the CRDs do not enforce, so "
+        "that the apiserver keeps them while the webhook is down. A rule in warn mode is bound "
+        "with validationActions [Warn]; a rule turned off is left out. deploy/ ships the "
+        "output with the default modes. Needs Kubernetes v1.30 or newer.",
+    )
+    policies.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="RULE_ID=MODE",
+        help="override a rule's mode: deny, warn or off (repeatable)",
+    )
     commands.add_parser(
         "rules",
         help="print the rule table (Markdown)",
@@ -388,6 +404,11 @@ def _run(args: argparse.Namespace, stdin: IO[bytes] | None) -> int:
             from webhook.offline import run_audit
 
             return run_audit(args, Policy.parse(args.rule), sys.stdout)
+        if args.command == "policies":
+            from webhook.policies import render
+
+            print(policies_yaml(list(render(Policy.parse(args.rule)))), end="")
+            return EXIT_OK
         if args.command == "rules":
             from webhook.catalog_doc import rule_table
 
@@ -418,6 +439,19 @@ def _run(args: argparse.Namespace, stdin: IO[bytes] | None) -> int:
     except OSError as err:
         print(f"snapshot-webhook {args.command}: {err}", file=sys.stderr)
         return EXIT_UNREADABLE
+
+
+POLICIES_HEADER = (
+    "# ValidatingAdmissionPolicies that keep the one-object rules while the webhook is down.\n"
+    "# Rendered by `snapshot-webhook policies`; edit the rule catalogue, not this file.\n"
+)
+
+
+def policies_yaml(docs: list[dict[str, object]]) -> str:
+    import yaml
+
+    body = yaml.safe_dump_all(docs, sort_keys=False, width=100)
+    return POLICIES_HEADER + body
 
 
 def allow_list(args: argparse.Namespace) -> AllowList:
