@@ -239,7 +239,7 @@ def test_nesting_below_the_limit_is_judged_and_above_it_refused(state: StateInde
     )
     verdict = judge(state, body)
     assert (verdict.allowed, verdict.code) == (False, 400)  # equal so far: compared to the limit
-    assert "deeper than 128 levels" in verdict.message
+    assert "deeper than 256 levels" in verdict.message
 
 
 def test_a_map_immutability_message_names_the_changed_keys(state: StateIndex) -> None:

@@ -91,7 +91,7 @@ def test_truncated_json(client: httpx.Client) -> None:
     [
         (b"\xff\xfe{}", "not valid JSON"),
         (b'{"kind": "AdmissionReview", "x": "\xc3\x28"}', "not valid JSON"),
-        (b"[" * 200_000, "nested deeper than 128 levels"),
+        (b"[" * 200_000, "nested deeper than 256 levels"),
     ],
     ids=["invalid UTF-8 bytes", "invalid UTF-8 in a string", "nested 200,000 deep"],
 )
@@ -103,7 +103,7 @@ def test_undecodable_bodies(client: httpx.Client, content: bytes, needle: str) -
 @pytest.mark.parametrize(("depth", "status"), [(110, 200), (1000, 400)])
 def test_deep_nesting_inside_a_review(client: httpx.Client, depth: int, status: int) -> None:
     """Inside the one field that holds free-form objects: judged below the
-    documented limit (128 levels), refused with a 400 naming it above (1000 is
+    documented limit (256 levels), refused with a 400 naming it above (1000 is
     still within what orjson parses, and used to answer 500)."""
     group = {
         "group": "groupsnapshot.storage.k8s.io",
@@ -138,7 +138,7 @@ def test_deep_nesting_inside_a_review(client: httpx.Client, depth: int, status: 
     answer = client.post("/validate", content=text, headers=JSON_HEADERS)
     assert answer.status_code == status
     if status == 400:
-        assert answer.json() == {"error": "body is nested deeper than 128 levels"}
+        assert answer.json() == {"error": "body is nested deeper than 256 levels"}
         return
     reply = well_formed(answer, "deep-1")
     assert "group-snapshot.source.immutable" in reply["status"]["message"]
