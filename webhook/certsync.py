@@ -182,7 +182,7 @@ class CertificateManager:
         while True:
             try:
                 return self.sync()
-            except (APIStatusError, OSError, ValueError) as err:
+            except Exception as err:  # unreachable, refused, reset: all retried until the deadline
                 if waited >= deadline_seconds:
                     raise CertificateSyncError(
                         f"cannot keep the certificate Secret {self.namespace}/{self.secret_name}:"
