@@ -54,6 +54,7 @@ def main() -> None:
         log_config=None,
         access_log=False,
         server_header=False,
+        proxy_headers=False,  # as the webhook: nothing but the apiserver stands in front
     )
 
 

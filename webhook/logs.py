@@ -162,13 +162,26 @@ class AdmissionLog:
         self._flush()
 
 
+class _Clock:
+    """ISO 8601 UTC timestamps, the seconds part formatted once a second."""
+
+    second = -1
+    prefix = ""
+
+    @classmethod
+    def now(cls) -> str:
+        now = time.time()
+        second = int(now)
+        if second != cls.second:
+            cls.second = second
+            cls.prefix = datetime.datetime.fromtimestamp(second, datetime.UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S"
+            )
+        return f"{cls.prefix}.{int((now - second) * 1e6):06d}+00:00"
+
+
 def _head(logger: str, level: str, message: str) -> dict[str, Any]:
-    return {
-        "time": datetime.datetime.now(datetime.UTC).isoformat(),
-        "level": level,
-        "logger": logger,
-        "message": message,
-    }
+    return {"time": _Clock.now(), "level": level, "logger": logger, "message": message}
 
 
 class RateLimit:

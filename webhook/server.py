@@ -349,6 +349,8 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
         server_header=False,
+        # the apiserver calls us directly: no proxy headers to trust, no layer to run
+        proxy_headers=False,
         http=guarded_protocol(settings.header_timeout_seconds),
         timeout_keep_alive=settings.keep_alive_seconds,
         limit_concurrency=settings.max_connections,
@@ -366,6 +368,7 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
                 access_log=False,
                 lifespan="off",
                 server_header=False,
+                proxy_headers=False,
                 http=guarded_protocol(settings.header_timeout_seconds),
                 timeout_keep_alive=settings.keep_alive_seconds,
                 limit_concurrency=64,
