@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from fakeapi import FakeAPIServer, fake_apiserver
 from figures import record_figure
-from serving import JSON_HEADERS, Server, free_port, running_server
+from serving import JSON_HEADERS, Server, cli, free_port, running_server
 from test_certsync import ADMISSION, VWC, bundles, shipped_configuration
 
 WATCH = ("--watch-read-timeout-seconds", "2", "--discovery-interval-seconds", "0.5")
@@ -179,3 +179,23 @@ def test_rotation_under_load_fails_no_handshake(fake: FakeAPIServer, tmp_path: P
     assert failures == []
     assert len(signers) >= 2, "no CA rotation happened within the time allowed"
     assert len(served) >= 3
+
+
+def test_an_unreachable_apiserver_at_start_is_a_clear_error(tmp_path: Path) -> None:
+    with fake_apiserver() as gone:
+        kubeconfig = gone.kubeconfig(tmp_path / "kubeconfig")  # closed from here on
+    result = cli(
+        "serve",
+        "--kubeconfig",
+        str(kubeconfig),
+        *managed("--certificate-start-timeout-seconds", "1"),
+        "--probe-port",
+        "0",
+        "--port",
+        str(free_port()),
+    )
+    assert result.returncode == 2
+    assert "snapshot-webhook serve: cannot keep the certificate Secret snapshot-webhook/" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr

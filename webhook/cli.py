@@ -270,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for flag, meaning in (
         ("certificate-sync", "how often the Secret and caBundles are checked (default 10)"),
+        (
+            "certificate-start-timeout",
+            "how long to try for the first pair before giving up (default 60)",
+        ),
         ("ca-lifetime", "validity of a new CA (default 3 years)"),
         ("certificate-lifetime", "validity of a new serving certificate (default 90 days)"),
         ("ca-overlap", "how long a new CA is trusted before it signs (default 3600)"),

@@ -139,7 +139,7 @@ def managed_certificates(
             overlap=datetime.timedelta(seconds=settings.ca_overlap_seconds),
         ),
     )
-    pair = manager.initial(deadline_seconds=60.0, sleep=time.sleep)
+    pair = manager.initial(settings.certificate_start_timeout_seconds, sleep=time.sleep)
     directory = Path(tempfile.mkdtemp(prefix="snapshot-webhook-tls-"))
     certs.write_private(directory / certs.TLS_KEY, pair.key)
     certs.write_public(directory / certs.TLS_CERT, pair.cert)

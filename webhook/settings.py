@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     certificate_secret: str = "snapshot-webhook-tls"
     webhook_configurations: list[str] = Field(default_factory=lambda: ["snapshot-webhook"])
     certificate_sync_seconds: float = Field(10.0, gt=0, le=30)
+    certificate_start_timeout_seconds: float = Field(60.0, gt=0)
     ca_lifetime_seconds: float = Field(3 * 365 * 86400.0, gt=0)
     certificate_lifetime_seconds: float = Field(90 * 86400.0, gt=0)
     ca_overlap_seconds: float = Field(3600.0, gt=0)
