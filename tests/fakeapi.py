@@ -306,7 +306,9 @@ class FakeAPIServer:
                     self._status(404 if target is None else 500, "NotFound", "/".join(parts))
                     return
                 (group, plural), namespace, name = target
-                code, answer = fake._apply(method, group, plural, namespace, name, body)
+                query = parse_qs(urlparse(self.path).query)
+                selector = query.get("labelSelector", [""])[0]
+                code, answer = fake._apply(method, group, plural, namespace, name, body, selector)
                 if method != "GET" and code < 300:
                     fake.writes.append((method, "/" + "/".join(parts)))
                 self._json(code, answer)
@@ -485,7 +487,14 @@ class FakeAPIServer:
         return (group, plural), namespace, name
 
     def _apply(
-        self, method: str, group: str, plural: str, namespace: str, name: str | None, body: Obj
+        self,
+        method: str,
+        group: str,
+        plural: str,
+        namespace: str,
+        name: str | None,
+        body: Obj,
+        selector: str = "",
     ) -> tuple[int, Obj]:
         """One request on a writable resource, answered as the apiserver would."""
 
@@ -498,7 +507,11 @@ class FakeAPIServer:
         with self.cond:
             objects = self.stored[(group, plural)]
             if method == "GET" and name is None:
-                items = [o for (ns, _), o in sorted(objects.items()) if ns == namespace]
+                items = [
+                    o
+                    for (ns, _), o in sorted(objects.items())
+                    if ns == namespace and _selected(o, selector)
+                ]
                 return 200, {
                     "kind": "List",
                     "apiVersion": "v1",
@@ -571,6 +584,16 @@ class FakeAPIServer:
         if resource is None:
             return None
         return resource, namespace, name
+
+
+def _selected(obj: Obj, selector: str) -> bool:
+    """Equality-based label selectors (`a=b,c=d`), as lists filter with them."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for term in filter(None, selector.split(",")):
+        key, _, value = term.partition("=")
+        if labels.get(key.strip()) != value.strip().lstrip("="):
+            return False
+    return True
 
 
 @contextmanager

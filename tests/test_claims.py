@@ -166,3 +166,27 @@ def test_an_unreachable_apiserver_is_an_error_not_a_claim(
     outcome = one.claim(SLOT, GOLD)
     assert not outcome.claimed and outcome.error
     assert one.counts["failed"] == 2
+
+
+def test_the_sweep_deletes_only_the_webhooks_own_claims(
+    fake: FakeAPIServer, two_replicas: tuple[Clock, LeaseClaims, LeaseClaims]
+) -> None:
+    clock, one, _ = two_replicas
+    fake.store(
+        "coordination.k8s.io",
+        "leases",
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "other-controller", "namespace": "snapshot-webhook"},
+            "spec": {
+                "holderIdentity": "x",
+                "leaseDurationSeconds": 1,
+                "renewTime": "2020-01-01T00:00:00.000000Z",
+            },
+        },
+    )
+    assert one.claim(SLOT, GOLD).claimed
+    clock.advance(31)
+    assert one.sweep() == 0
+    assert [lease["metadata"]["name"] for lease in leases(fake)] == ["other-controller"]  # type: ignore[index]

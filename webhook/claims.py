@@ -257,6 +257,8 @@ class LeaseClaims:
         now, live = self.clock(), 0
         for lease in listed.get("items") or []:
             metadata = lease.get("metadata") or {}
+            if (metadata.get("labels") or {}).get(MANAGED) != "snapshot-webhook":
+                continue  # never another component's Lease, whatever the list returned
             expires = self._expires(lease)
             if expires is not None and expires > now:
                 live += 1

@@ -130,7 +130,10 @@ class Webhook:
         if needs_authorization(verdict):  # rare: may ask the apiserver, so off the loop
             verdict = await asyncio.to_thread(self._authorized, request, verdict)
         if self.claims is not None and verdict.allowed and request and not request.dry_run:
-            verdict = await asyncio.to_thread(self._claim, request, subject, verdict)
+            # most admissions take no slot: only those go to a thread and the apiserver
+            slots = self._unclaimed_slots(subject)
+            if slots:
+                verdict = await asyncio.to_thread(self._claim, request, subject, verdict, slots)
         return self._admitted(request, subject, verdict)
 
     def _subject(self, review: Review) -> Subject | Verdict:
@@ -152,14 +155,29 @@ class Webhook:
 
     # --- claims -------------------------------------------------------------------
 
-    def _claim(self, request: AdmissionRequest, subject: Subject, verdict: Verdict) -> Verdict:
-        """Claim, through the apiserver, each unique slot the subject takes that the
-        watched state shows as free. Blocking (runs off the event loop)."""
-        assert self.claims is not None
+    def _unclaimed_slots(self, subject: Subject) -> list[tuple[Slot, Mode]]:
+        """The unique slots the subject takes that the watched state shows as free,
+        with the mode of the rule that protects each (rules turned off claim none)."""
         family = subject.info.rules_family
         assert family is not None
         record = subject_record(subject.info, subject.new)
         watched = self.state.family(family)
+        found: list[tuple[Slot, Mode]] = []
+        for slot in taken_by(family, record):
+            mode = self.policy.mode(BY_ID[slot.rule_id])
+            if mode is not Mode.OFF and not holds(watched, slot, record):
+                found.append((slot, mode))
+        return found
+
+    def _claim(
+        self,
+        request: AdmissionRequest,
+        subject: Subject,
+        verdict: Verdict,
+        slots: list[tuple[Slot, Mode]],
+    ) -> Verdict:
+        """Claim `slots` through the apiserver. Blocking (runs off the event loop)."""
+        assert self.claims is not None
         holder = Holder(
             subject.info.kind,
             subject.new.namespace,
@@ -168,10 +186,7 @@ class Webhook:
             request.operation,
         )
         findings = list(verdict.findings)
-        for slot in taken_by(family, record):
-            mode = self.policy.mode(BY_ID[slot.rule_id])
-            if mode is Mode.OFF or holds(watched, slot, record):
-                continue
+        for slot, mode in slots:
             outcome = self.claims.claim(slot, holder)
             if outcome.claimed:
                 continue
