@@ -17,6 +17,7 @@ import pytest
 from webhook import kinds
 from webhook.admission import Verdict, read_review
 from webhook.decide import decide
+from webhook.reading import parse_object
 from webhook.rules import Policy
 from webhook.state.index import StateIndex
 
@@ -336,7 +337,7 @@ def add(state: StateIndex, *objs: Obj) -> None:
     for obj in objs:
         info = kinds.by_api_version(obj["apiVersion"], obj["kind"])
         assert info is not None
-        state.put_object(info, info.model.model_validate(obj))
+        state.put_object(info, parse_object(info, obj, "object"))
 
 
 def table(

@@ -394,6 +394,7 @@ def test_match_conditions_are_valid_cel_selecting_exactly_restores(
     import celpy
 
     from webhook.objects import PersistentVolumeClaim
+    from webhook.reading import read
     from webhook.records import snapshot_source
 
     (hook,) = [
@@ -405,7 +406,7 @@ def test_match_conditions_are_valid_cel_selecting_exactly_restores(
         result = program.evaluate({"object": celpy.json_to_cel(obj)})
         assert bool(result) is selected
     # The webhook itself agrees on what a restore is.
-    assert (snapshot_source(PersistentVolumeClaim.model_validate(obj)) is not None) is selected
+    assert (snapshot_source(read(PersistentVolumeClaim, obj, "object")) is not None) is selected
 
 
 def readme_patches(what: str) -> list[str]:

@@ -22,6 +22,7 @@ from fakeapi import FakeAPIServer, fake_apiserver
 from webhook import kinds
 from webhook.admission import read_review
 from webhook.kubeapi import KubeAPI, api_client
+from webhook.reading import parse_object
 from webhook.rules import Policy
 from webhook.service import Webhook
 from webhook.state.index import StateIndex
@@ -260,7 +261,7 @@ def test_reservation_expires_when_the_write_never_lands(tmp_path: Path) -> None:
     reservations = Reservations(ttl=30.0, clock=lambda: now[0])
     info = kinds.by_group_kind(kinds.SNAPSHOT_GROUP, "VolumeSnapshotClass")
     assert info is not None
-    reservations.reserve(info, info.model.model_validate(EBS_DEFAULT))
+    reservations.reserve(info, parse_object(info, EBS_DEFAULT, "object"))
     assert reservations.expire() == 1
     now[0] = 31.0
     assert reservations.expire() == 0

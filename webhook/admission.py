@@ -17,10 +17,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+import msgspec
+import orjson
 
 from webhook.objects import Model
-from webhook.reading import describe
+from webhook.reading import UnreadableObjectError, decoder, read
 from webhook.rules.base import Finding
 from webhook.values import fit, show, type_name
 
@@ -35,19 +36,19 @@ class BadReviewError(ValueError):
     """The request body is not an AdmissionReview this webhook can answer."""
 
 
-class GroupVersionKind(Model):
+class GroupVersionKind(Model, frozen=True, kw_only=True):
     group: str = ""
     version: str = ""
     kind: str
 
 
-class GroupVersionResource(Model):
+class GroupVersionResource(Model, frozen=True, kw_only=True):
     group: str = ""
     version: str = ""
     resource: str
 
 
-class UserInfo(Model):
+class UserInfo(Model, frozen=True):
     """Who made the request, as the apiserver authenticated them."""
 
     username: str | None = None
@@ -56,7 +57,7 @@ class UserInfo(Model):
     extra: dict[str, list[str]] | None = None
 
 
-class AdmissionRequest(Model):
+class AdmissionRequest(Model, frozen=True, kw_only=True):
     uid: str
     kind: GroupVersionKind
     resource: GroupVersionResource | None = None
@@ -70,12 +71,26 @@ class AdmissionRequest(Model):
     old_object: Any = None
 
 
-class AdmissionReviewRequest(Model):
+class AdmissionReviewRequest(Model, frozen=True):
     """The envelope, as JSON Schema documents it; `read_review` does the checking."""
 
     api_version: str
     kind: str
     request: AdmissionRequest
+
+
+class _WireRequest(AdmissionRequest, frozen=True, kw_only=True):
+    """A request read from the wire: its objects kept as raw JSON, read later as
+    their kind, so that nothing the rules do not read is ever built."""
+
+    object: msgspec.Raw = msgspec.Raw(b"null")
+    old_object: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _WireReview(Model, frozen=True):
+    api_version: str
+    kind: str
+    request: _WireRequest
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,33 @@ class Review:
     uid: str
     request: AdmissionRequest | None
     error: str | None = None
+
+
+def read_review_json(body: bytes) -> Review:
+    """Read an AdmissionReview from the wire.
+
+    A well-formed review is decoded in one pass that skips what no rule reads.
+    Anything else is read again as a whole, by `read_review`, so that every
+    fault is named exactly as it always is (and invalid JSON raises orjson's
+    JSONDecodeError, whose message names the place)."""
+    if body.isascii() or _is_utf8(body):  # the decoder does not check skipped strings
+        try:
+            wire = decoder(_WireReview).decode(body)
+        except msgspec.DecodeError:  # a ValidationError is one too
+            pass
+        else:
+            request = wire.request
+            if wire.kind == "AdmissionReview" and wire.api_version in API_VERSIONS and request.uid:
+                return Review(wire.api_version, request.uid, request)
+    return read_review(orjson.loads(body))
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def read_review(body: object) -> Review:
@@ -107,9 +149,9 @@ def read_review(body: object) -> Review:
     if not isinstance(uid, str) or not uid:
         raise BadReviewError(f"request.uid must be a non-empty string, got {_json(uid)}")
     try:
-        parsed = AdmissionRequest.model_validate(request)
-    except ValidationError as err:
-        return Review(api_version, uid, None, describe(err, "request"))
+        parsed = read(AdmissionRequest, request, "request")
+    except UnreadableObjectError as err:
+        return Review(api_version, uid, None, str(err))
     return Review(api_version, uid, parsed)
 
 

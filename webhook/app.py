@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webhook import __version__
-from webhook.admission import BadReviewError, read_review, response
+from webhook.admission import BadReviewError, read_review_json, response
 from webhook.health import Readiness
 from webhook.logs import AdmissionLog
 from webhook.metrics import Metrics, verdict_label
@@ -157,7 +157,7 @@ class AdmissionEndpoint:
         if json_too_deep(body):
             return self._refuse(400, f"body is nested deeper than {MAX_DEPTH} levels")
         try:
-            review = read_review(orjson.loads(body))
+            review = read_review_json(body)
         except orjson.JSONDecodeError as err:
             return self._refuse(400, f"body is not valid JSON: {err}")
         except BadReviewError as err:

@@ -22,10 +22,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from webhook import kinds, objects
 from webhook.admission import AdmissionRequest, Verdict, allowed, denied, errored
 from webhook.kinds import KindInfo, Role
-from webhook.reading import UnreadableObjectError, parse_object
+from webhook.reading import UnreadableObjectError, decoder, parse_object, value_of
 from webhook.records import Record, claim_under_review, snapshot_source, to_record
 from webhook.rules import Policy
 from webhook.rules.base import CrossContext, Finding, Operation, Problem, Rule, Stage
@@ -52,10 +54,44 @@ def _judged(info: KindInfo, raw: dict[str, Any]) -> list[object]:
     return [raw.get("spec")]
 
 
+class _JudgedMetadata(msgspec.Struct):
+    annotations: Any = None
+
+
+class _Judged(msgspec.Struct, rename="camel"):
+    """The top-level fields `_judged` reads, decoded from raw JSON as they are."""
+
+    spec: Any = None
+    driver: Any = None
+    parameters: Any = None
+    deletion_policy: Any = None
+    metadata: _JudgedMetadata | None = None
+
+
+def _judged_fields(raw: object) -> object:
+    """A raw object as the mapping `_judged` reads: raw JSON decodes only those
+    fields (anything odd in them is left to the whole decode to judge)."""
+    if not isinstance(raw, msgspec.Raw):
+        return raw
+    try:
+        found = decoder(_Judged).decode(raw)
+    except msgspec.DecodeError:
+        return value_of(raw)
+    metadata = None if found.metadata is None else {"annotations": found.metadata.annotations}
+    return {
+        "spec": found.spec,
+        "driver": found.driver,
+        "parameters": found.parameters,
+        "deletionPolicy": found.deletion_policy,
+        "metadata": metadata,
+    }
+
+
 def unchanged(info: KindInfo, old: object, new: object) -> bool:
     """True when nothing a rule judges differs between two raw objects, compared
     as CEL compares them. Decided before the objects are read as their kind, so
     that a field no rule reads can never block an update (a finalizer's removal)."""
+    old, new = _judged_fields(old), _judged_fields(new)
     if not isinstance(old, dict) or not isinstance(new, dict):
         return False
     return cel_equal(_judged(info, old), _judged(info, new))

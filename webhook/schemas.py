@@ -1,4 +1,5 @@
-"""JSON Schema documents of every model the webhook reads, generated from the models.
+"""JSON Schema documents of every view the webhook reads, generated from their
+pydantic twins.
 
 `snapshot-webhook schemas --out schemas/` rewrites them; a test fails when the
 committed files differ from what the models generate.
@@ -13,13 +14,16 @@ import orjson
 
 from webhook.admission import AdmissionReviewRequest
 from webhook.kinds import KINDS
+from webhook.twins import twin
 
 
 def generate() -> dict[str, dict[str, Any]]:
     """File name -> schema document."""
-    documents = {"AdmissionReview.json": AdmissionReviewRequest.model_json_schema(by_alias=True)}
+    documents = {
+        "AdmissionReview.json": twin(AdmissionReviewRequest).model_json_schema(by_alias=True)
+    }
     for info in KINDS:
-        schema = info.model.model_json_schema(by_alias=True)
+        schema = twin(info.model).model_json_schema(by_alias=True)
         schema["x-kubernetes-group-version-kinds"] = [
             {"group": info.api_group, "version": version, "kind": info.kind}
             for version in info.versions

@@ -383,7 +383,10 @@ def serve(settings: Settings) -> int:
     if server.cluster is not None:
         server.cluster.start()
     try:
-        asyncio.run(run_servers(server, server.probes))
+        # the loop uvicorn itself would pick: uvloop where it is installed (as
+        # uvicorn[standard] installs it), else asyncio's own
+        with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+            runner.run(run_servers(server, server.probes))
     finally:
         if server.cluster is not None:
             server.cluster.stop()

@@ -8,13 +8,14 @@ bound each function is given.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import msgspec
 import orjson
-from pydantic import BaseModel
 
 # Far deeper than any real object (a review of a snapshot object nests about 20
 # levels, managedFields included) and far below where anything could fail:
@@ -44,7 +45,7 @@ def type_name(value: object) -> str:
         return "string"
     if isinstance(value, list | tuple):
         return "array"
-    if isinstance(value, Mapping | BaseModel):
+    if isinstance(value, Mapping | msgspec.Struct):
         return "object"
     return type(value).__name__
 
@@ -54,8 +55,8 @@ def _children(value: object) -> Iterator[object]:
         yield from value.values()
     elif isinstance(value, list | tuple):
         yield from value
-    elif isinstance(value, BaseModel):
-        yield from (getattr(value, name) for name in type(value).model_fields)
+    elif isinstance(value, msgspec.Struct):
+        yield from msgspec.structs.astuple(value)
 
 
 def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
@@ -66,7 +67,7 @@ def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
     stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
-        if not isinstance(node, Mapping | list | tuple | BaseModel):
+        if not isinstance(node, Mapping | list | tuple | msgspec.Struct):
             continue
         if depth > limit:
             return True
@@ -100,15 +101,20 @@ def json_too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
 
 
 def _plain(value: object) -> object:
-    """A model as the mapping of its set fields (by alias); anything else as it is."""
-    if isinstance(value, BaseModel):
-        fields = type(value).model_fields
+    """A view as the mapping of its set fields (by wire name); anything else as it is."""
+    if isinstance(value, msgspec.Struct):
         return {
-            (info.alias or name): getattr(value, name)
-            for name, info in fields.items()
+            wire: getattr(value, name)
+            for name, wire in wire_names(type(value))
             if getattr(value, name) is not None
         }
     return value
+
+
+@functools.cache
+def wire_names(view: type[msgspec.Struct]) -> tuple[tuple[str, str], ...]:
+    """(attribute, wire name) of each field of a view."""
+    return tuple((f.name, f.encode_name) for f in msgspec.structs.fields(view))
 
 
 def cel_equal(a: object, b: object) -> bool:

@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+import msgspec
 
 from webhook.kinds import FAMILIES, Family, Role
 from webhook.records import Record
 from webhook.state.view import FamilyView, VolumeView
-from webhook.values import cel_equal, map_changes, show
+from webhook.values import cel_equal, map_changes, show, wire_names
 
 __all__ = ["show"]  # rules format values with it
 
@@ -146,17 +146,15 @@ def changes(path: str, old: object, new: object) -> list[tuple[str, object, obje
     """
     if cel_equal(old, new):
         return []
-    model_type = type(new) if isinstance(new, BaseModel) else type(old)
+    view = type(new) if isinstance(new, msgspec.Struct) else type(old)
     if (
-        isinstance(old, BaseModel | None)
-        and isinstance(new, BaseModel | None)
-        and issubclass(model_type, BaseModel)
+        isinstance(old, msgspec.Struct | None)
+        and isinstance(new, msgspec.Struct | None)
+        and issubclass(view, msgspec.Struct)
     ):
         found: list[tuple[str, object, object]] = []
-        for name, field in model_type.model_fields.items():
-            found += changes(
-                f"{path}.{field.alias or name}", getattr(old, name, None), getattr(new, name, None)
-            )
+        for name, wire in wire_names(view):
+            found += changes(f"{path}.{wire}", getattr(old, name, None), getattr(new, name, None))
         if found:
             return found
     return [(path, old, new)]

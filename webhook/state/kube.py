@@ -31,11 +31,11 @@ from typing import Any
 
 import orjson
 import urllib3
-from pydantic import ValidationError
 
 from webhook.kinds import KINDS, KindInfo
 from webhook.kubeapi import APIStatusError, KubeAPI, json_or_none, status_message
 from webhook.objects import KubeObject
+from webhook.reading import UnreadableObjectError, parse_object
 from webhook.records import Record, to_record
 from webhook.state.index import StateIndex
 
@@ -311,11 +311,9 @@ class Reflector:
             return None
         item.setdefault("kind", self.info.kind)  # list items may omit it
         try:
-            obj: KubeObject = self.info.model.model_validate(item)
-        except ValidationError as err:
-            log.warning(
-                "skipping unreadable %s: %s", self.info.kind, str(err).replace("\n", " ")[:300]
-            )
+            obj: KubeObject = parse_object(self.info, item, "object")
+        except UnreadableObjectError as err:
+            log.warning("skipping unreadable %s: %s", self.info.kind, str(err)[:300])
             return None
         return to_record(self.info, obj)
 
@@ -436,4 +434,4 @@ class ClusterState:
         if status != 200 or not isinstance(body, dict):
             raise APIStatusError(status, "get", path, status_message(body))
         body.setdefault("kind", info.kind)
-        return to_record(info, info.model.model_validate(body))
+        return to_record(info, parse_object(info, body, "object"))
