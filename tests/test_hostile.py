@@ -212,7 +212,16 @@ def test_headers_dribbled_slowly_are_cut_off(server: Server) -> None:
         closed_within(sock, 3)
 
 
-def test_body_sent_too_slowly_gets_408(server: Server) -> None:
+def _late_bodies(client: httpx.Client) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith('snapshot_webhook_bad_requests_total{status="408"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_body_sent_too_slowly_gets_408(server: Server, client: httpx.Client) -> None:
+    """The protocol's sweep answers a late body; the refusal is counted like any."""
+    before = _late_bodies(client)
     body = json.dumps(review(snapshot_class("slow", driver="s.csi.example.com"))).encode()
     with tls_socket(server) as sock:
         sock.sendall(
@@ -229,6 +238,8 @@ def test_body_sent_too_slowly_gets_408(server: Server) -> None:
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
     assert b"body not received within" in reply
+    assert b"connection: close" in reply.lower()
+    assert _late_bodies(client) == before + 1
 
 
 def test_many_idle_connections_do_not_stop_service(server: Server, client: httpx.Client) -> None:

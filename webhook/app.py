@@ -66,24 +66,36 @@ class InflightBudget:
 
 
 async def read_limited(
-    declared: str | None, chunks: AsyncIterator[bytes], limit: int, budget: InflightBudget
+    declared: str | None, receive: Receive, limit: int, budget: InflightBudget
 ) -> tuple[bytes, int]:
     """The whole body and the budget it holds, refused as soon as it is known to
-    exceed `limit` bytes (or the shared budget). The caller gives back the budget."""
+    exceed `limit` bytes (or the shared budget). The caller gives back the budget.
+
+    No timer here: the protocol (`webhook.protocol`) answers 408 to a body that
+    is late, and this read then ends with ClientGoneError."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLargeError
-    parts, size = [], 0
+    parts: list[bytes] = []
+    size = 0
     try:
-        async for chunk in chunks:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGoneError
+            chunk = message.get("body", b"")
             if size + len(chunk) > limit:
                 raise BodyTooLargeError
             budget.take(len(chunk))
             size += len(chunk)
+            if not message.get("more_body", False):
+                if not parts:
+                    return chunk, size  # the whole body in one message: no copy
+                parts.append(chunk)
+                return b"".join(parts), size
             parts.append(chunk)
     except BaseException:
         budget.give(size)
         raise
-    return b"".join(parts), size
 
 
 def error(status: int, message: str) -> tuple[int, bytes]:
@@ -97,10 +109,15 @@ class Edge:
     metrics: Metrics
     readiness: Readiness
     max_body_bytes: int
-    body_timeout: float = 10.0
     max_inflight_bytes: int = 64 * 1024 * 1024
     background: Sequence[Callable[[], Coroutine[None, None, None]]] = field(default_factory=tuple)
     admission_log: AdmissionLog = field(default_factory=lambda: AdmissionLog(enabled=False))
+
+    def refused(self, status: int, message: str) -> None:
+        """A request answered before any verdict, here or by the protocol (a late
+        body): counted, and logged at a limited rate."""
+        self.metrics.bad_request(str(status))
+        self.admission_log.refused(status, message)
 
 
 @dataclass
@@ -116,35 +133,30 @@ class AdmissionEndpoint:
 
     def _refuse(self, status: int, message: str) -> tuple[int, bytes]:
         """A request answered before any verdict: counted, logged (rate-limited)."""
-        self.edge.metrics.bad_request(str(status))
-        self.edge.admission_log.refused(status, message)
+        self.edge.refused(status, message)
         return error(status, message)
 
     async def answer(
-        self, content_type: str | None, declared_length: str | None, chunks: AsyncIterator[bytes]
+        self, content_type: str | None, declared_length: str | None, receive: Receive
     ) -> tuple[int, bytes]:
-        in_flight = self.edge.metrics.in_flight
-        in_flight.inc()
+        metrics = self.edge.metrics
+        metrics.in_flight += 1
         try:
-            return await self._answer(content_type, declared_length, chunks)
+            return await self._answer(content_type, declared_length, receive)
         finally:
-            in_flight.dec()
+            metrics.in_flight -= 1
 
     async def _answer(
-        self, content_type: str | None, declared_length: str | None, chunks: AsyncIterator[bytes]
+        self, content_type: str | None, declared_length: str | None, receive: Receive
     ) -> tuple[int, bytes]:
-        if (content_type or "").split(";", 1)[0].strip().lower() != JSON:
+        if content_type != JSON and ((content_type or "").split(";", 1)[0].strip().lower() != JSON):
             shown = show(content_type) if content_type else "none"
             return self._refuse(415, f"Content-Type must be {JSON}, got {shown}")
         limit = self.edge.max_body_bytes
         try:
-            # asyncio.timeout, not wait_for: no Task per request
-            async with asyncio.timeout(self.edge.body_timeout):
-                body, held = await read_limited(declared_length, chunks, limit, self.budget)
+            body, held = await read_limited(declared_length, receive, limit, self.budget)
         except BodyTooLargeError:
             return self._refuse(413, f"body is larger than the limit of {limit} bytes")
-        except TimeoutError:
-            return self._refuse(408, f"body not received within {self.edge.body_timeout:g} seconds")
         except OverloadedError:
             return self._refuse(503, "too many request bodies in flight; retry shortly")
         try:
@@ -215,18 +227,8 @@ class AdmissionFastPath:
                 content_type = value.decode("latin-1")
             elif name == b"content-length":
                 length = value.decode("latin-1")
-
-        async def chunks() -> AsyncIterator[bytes]:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientGoneError
-                yield message.get("body", b"")
-                if not message.get("more_body", False):
-                    return
-
         try:
-            status, body = await self.endpoint.answer(content_type, length, chunks())
+            status, body = await self.endpoint.answer(content_type, length, receive)
         except ClientGoneError:
             return  # nobody is left to answer
         await send_json(send, status, body)

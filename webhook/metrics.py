@@ -90,11 +90,13 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
-        self.in_flight = Gauge(
+        # a plain count on the event loop, read at scrape time: no lock per request
+        self.in_flight = 0
+        Gauge(
             "snapshot_webhook_requests_in_flight",
             "Admission requests being read or judged now.",
             registry=self.registry,
-        )
+        ).set_function(lambda: self.in_flight)
         self.admissions = Counter(
             "snapshot_webhook_admissions",
             "Admission requests answered.",

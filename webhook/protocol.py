@@ -1,41 +1,58 @@
-"""uvicorn's httptools protocol, with a deadline for request headers.
+"""uvicorn's httptools protocol, with deadlines for request headers and bodies.
 
 uvicorn closes idle keep-alive connections, but not one that never completes
-its request headers: a client that connects and sends nothing, or dribbles a
-header a byte at a time, holds its connection (and a file descriptor) for as
-long as it likes. Here every connection, and every new request on it, must
-finish its headers within `header_timeout` seconds or be closed.
+its request: a client that connects and sends nothing, or dribbles a header or
+a body a byte at a time, holds its connection (and a file descriptor, and the
+budget its body holds) for as long as it likes. Here every request must finish
+its headers within `header_timeout` seconds of its first byte (or of the
+connection), and its body within `body_timeout` seconds of its headers:
 
-The deadlines are kept by one periodic sweep, not a timer per request: two
-timers (armed and cancelled) per request cost more than the dictionary updates
-that replace them. A late connection is closed within `header_timeout` plus one
-sweep interval (a quarter of the timeout, at most one second).
+- late headers: the connection is closed (nobody has asked anything yet);
+- a late body: the answer is 408 with a JSON error naming the limit, unless
+  the application has already begun answering, and the connection is closed.
+  `on_refused` is told (metrics, the rate-limited log line); the application,
+  waiting for the rest of the body, sees the client gone.
+
+The deadlines are kept by one periodic sweep, not timers per request: a timer
+armed and cancelled per request (`asyncio.timeout`) costs more than the whole
+dictionary update that replaces it. A late request is ended within its
+timeout plus one sweep interval (a quarter of the shorter timeout, at most one
+second).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, ClassVar
 
+import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+def _ignore(status: int, message: str) -> None:
+    return None
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     header_timeout: ClassVar[float] = 10.0
-    # connections whose headers are due, and when (loop time); one sweep per class
+    body_timeout: ClassVar[float] = 10.0
+    on_refused: ClassVar[Callable[[int, str], None]] = staticmethod(_ignore)
+    # requests whose headers or body are due, and when (loop time); one sweep per class
     _due: ClassVar[dict[GuardedHttpToolsProtocol, float]] = {}
     _sweeping: ClassVar[bool] = False
+    _reading_body = False
 
-    def _await_headers(self) -> None:
+    def _expect(self, seconds: float) -> None:
         cls = type(self)
-        cls._due[self] = self.loop.time() + self.header_timeout
+        cls._due[self] = self.loop.time() + seconds
         if not cls._sweeping:
             cls._sweeping = True
             self.loop.call_later(cls._interval(), cls._sweep, self.loop)
 
     @classmethod
     def _interval(cls) -> float:
-        return min(1.0, cls.header_timeout / 4)
+        return min(1.0, cls.header_timeout / 4, cls.body_timeout / 4)
 
     @classmethod
     def _sweep(cls, loop: asyncio.AbstractEventLoop) -> None:
@@ -44,33 +61,64 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         for connection in late:
             del cls._due[connection]
             if not connection.transport.is_closing():
-                connection.transport.close()
+                connection._end_late()
         if cls._due:
             loop.call_later(cls._interval(), cls._sweep, loop)
         else:
             cls._sweeping = False
 
+    def _end_late(self) -> None:
+        cycle = getattr(self, "cycle", None)
+        if self._reading_body and cycle is not None and not cycle.response_started:
+            message = f"body not received within {self.body_timeout:g} seconds"
+            type(self).on_refused(408, message)
+            body = orjson.dumps({"error": message})
+            cycle.response_started = True  # nothing else is written on this request
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+            )
+        self.transport.close()
+
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        self._await_headers()
+        self._expect(self.header_timeout)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._await_headers()
+        self._reading_body = False
+        self._expect(self.header_timeout)
 
     def on_headers_complete(self) -> None:
-        type(self)._due.pop(self, None)
         super().on_headers_complete()
+        self._reading_body = True
+        self._expect(self.body_timeout)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._reading_body = False
+        type(self)._due.pop(self, None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         type(self)._due.pop(self, None)
         super().connection_lost(exc)
 
 
-def guarded_protocol(header_timeout: float) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class, with its header deadline and its own sweep."""
+def guarded_protocol(
+    header_timeout: float,
+    body_timeout: float = 10.0,
+    on_refused: Callable[[int, str], None] = _ignore,
+) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class, with its deadlines, whom to tell of a late body, and
+    its own sweep."""
     return type(
-        "HeaderDeadlineProtocol",
+        "DeadlineProtocol",
         (GuardedHttpToolsProtocol,),
-        {"header_timeout": header_timeout, "_due": {}, "_sweeping": False},
+        {
+            "header_timeout": header_timeout,
+            "body_timeout": body_timeout,
+            "on_refused": staticmethod(on_refused),
+            "_due": {},
+            "_sweeping": False,
+        },
     )

@@ -325,7 +325,6 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
         metrics=metrics,
         readiness=readiness,
         max_body_bytes=settings.max_body_bytes,
-        body_timeout=settings.body_timeout_seconds,
         max_inflight_bytes=settings.max_inflight_bytes,
         background=background,
         admission_log=AdmissionLog(
@@ -334,6 +333,9 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
         ),
     )
     app = create_app(webhook, edge)
+    protocol = guarded_protocol(
+        settings.header_timeout_seconds, settings.body_timeout_seconds, edge.refused
+    )
 
     def ssl_context(_: uvicorn.Config, __: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
         return context
@@ -351,7 +353,7 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
         server_header=False,
         # the apiserver calls us directly: no proxy headers to trust, no layer to run
         proxy_headers=False,
-        http=guarded_protocol(settings.header_timeout_seconds),
+        http=protocol,
         timeout_keep_alive=settings.keep_alive_seconds,
         limit_concurrency=settings.max_connections,
     )
@@ -369,7 +371,9 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
                 lifespan="off",
                 server_header=False,
                 proxy_headers=False,
-                http=guarded_protocol(settings.header_timeout_seconds),
+                http=guarded_protocol(
+                    settings.header_timeout_seconds, settings.body_timeout_seconds, edge.refused
+                ),
                 timeout_keep_alive=settings.keep_alive_seconds,
                 limit_concurrency=64,
             )
