@@ -167,8 +167,7 @@ def _type(value: object) -> str:
 # --- verdicts ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(msgspec.Struct, frozen=True):
     allowed: bool
     code: int = 200
     reason: str = ""

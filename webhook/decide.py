@@ -18,7 +18,6 @@ Pure: the state is read through narrow views and never changed here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +29,7 @@ from webhook.kinds import KindInfo, Role
 from webhook.reading import UnreadableObjectError, decoder, parse_object, value_of
 from webhook.records import Record, claim_under_review, snapshot_source, to_record
 from webhook.rules import Policy
-from webhook.rules.base import CrossContext, Finding, Operation, Problem, Rule, Stage
+from webhook.rules.base import CrossContext, Finding, Operation
 from webhook.state.view import StateView
 from webhook.values import TooDeepError, cel_equal
 
@@ -177,47 +176,49 @@ def evaluate(
     """Every finding of every rule for this object, with ratcheting applied."""
     family = info.rules_family
     assert family is not None
+    plan = policy.plan(info.kind, family, info.role)
     findings: list[Finding] = []
     if old is not None:
-        for rule, deny in policy.active(family, info.role, Stage.TRANSITION):
-            findings += _findings(rule, deny, rule.check(family, old, new))
+        for rule_id, check, deny in plan.transition:
+            for p in check(family, old, new):
+                findings.append(Finding(rule_id, p.path, p.message, deny and not p.soft))
 
-    cross = None if new.deleting else policy.active(family, info.role, Stage.CROSS)
-    if not cross and not policy.active(family, info.role, Stage.OBJECT):
+    cross = () if new.deleting else plan.cross
+    if not cross and not plan.object:
         return findings
     record = subject_record(info, new)
-    old_record = subject_record(info, old) if old is not None else None
     view = state.family(family)
-    now = CrossContext(family, operation, record, old_record, view, state)
-    before = None
-    if old_record is not None:
-        # The old object judged under the same operation, so that clauses a rule
-        # applies on CREATE only never speak for it.
-        before = CrossContext(family, operation, old_record, old_record, view, state)
+    now = CrossContext(family, operation, record, None, view, state)
+    if old is None:  # CREATE: every finding stands as found
+        for rule_id, check, deny in plan.object:
+            for p in check(family, new):
+                findings.append(Finding(rule_id, p.path, p.message, deny and not p.soft))
+        for rule_id, check, deny in cross:
+            for p in check(now):
+                findings.append(Finding(rule_id, p.path, p.message, deny and not p.soft))
+        return findings
 
-    for stage, rules in (
-        (Stage.OBJECT, policy.active(family, info.role, Stage.OBJECT)),
-        (Stage.CROSS, cross or ()),
+    old_record = subject_record(info, old)
+    now = CrossContext(family, operation, record, old_record, view, state)
+    # The old object judged under the same operation, so that clauses a rule
+    # applies on CREATE only never speak for it.
+    before = CrossContext(family, operation, old_record, old_record, view, state)
+    for steps, args, was_args in (
+        (plan.object, (family, new), (family, old)),
+        (cross, (now,), (before,)),
     ):
-        for rule, deny in rules:
-            found = _findings(
-                rule, deny, rule.check(family, new) if stage is Stage.OBJECT else rule.check(now)
-            )
-            if old is not None and any(f.denies for f in found):
+        for rule_id, check, deny in steps:
+            found = [Finding(rule_id, p.path, p.message, deny and not p.soft) for p in check(*args)]
+            if any(f.denies for f in found):
                 # Ratchet per problem: a denial the old object, as it stood, already
                 # had (same rule, same path, same values) only warns.
-                was = rule.check(family, old) if stage is Stage.OBJECT else rule.check(before)
-                already = {(f.path, f.message) for f in _findings(rule, deny, was) if f.denies}
+                already = {(p.path, p.message) for p in check(*was_args) if deny and not p.soft}
                 found = [
                     _as_warning(f) if f.denies and (f.path, f.message) in already else f
                     for f in found
                 ]
             findings += found
     return findings
-
-
-def _findings(rule: Rule[Any], deny: bool, problems: Iterable[Problem]) -> list[Finding]:
-    return [Finding(rule.id, p.path, p.message, deny and not p.soft) for p in problems]
 
 
 def _as_warning(finding: Finding) -> Finding:

@@ -2,8 +2,11 @@
 
 The state index holds these instead of whole objects, so that memory per
 object stays small whatever the object carried (managedFields, last-applied
-annotations). The object under review is turned into the same record, so that
-cross-object rules see it and the stored objects in one shape.
+annotations). They are frozen msgspec structs outside the garbage collector's
+tracking (they hold only strings, flags and each other, so no cycle can form):
+smaller than slotted dataclasses, and ten times cheaper to make. The object
+under review is turned into the same record, so that cross-object rules see it
+and the stored objects in one shape.
 
 Pure: no I/O.
 """
@@ -11,14 +14,14 @@ Pure: no I/O.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+
+import msgspec
 
 from webhook import objects
 from webhook.kinds import Family, KindInfo, Role
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(msgspec.Struct, frozen=True, gc=False):
     namespace: str  # "" for cluster-scoped objects
     name: str
     uid: str | None
@@ -34,8 +37,7 @@ class Identity:
         return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
 
-@dataclass(frozen=True, slots=True)
-class ClassRecord:
+class ClassRecord(msgspec.Struct, frozen=True, gc=False):
     id: Identity
     deleting: bool
     driver: str | None
@@ -48,8 +50,7 @@ class ClassRecord:
         return self.default_value == "true" and not self.deleting
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotRecord:
+class SnapshotRecord(msgspec.Struct, frozen=True, gc=False):
     id: Identity
     deleting: bool
     pvc_name: str | None
@@ -69,8 +70,7 @@ class SnapshotRecord:
         return tuple(sorted(n for n in names if n is not None))
 
 
-@dataclass(frozen=True, slots=True)
-class ContentRecord:
+class ContentRecord(msgspec.Struct, frozen=True, gc=False):
     id: Identity
     deleting: bool
     driver: str | None
@@ -90,8 +90,7 @@ class ContentRecord:
         return (self.ref_namespace, self.ref_name)
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotSource:
+class SnapshotSource(msgspec.Struct, frozen=True, gc=False):
     """The VolumeSnapshot a claim is restored from, and where that was written."""
 
     namespace: str
@@ -100,8 +99,7 @@ class SnapshotSource:
     cross_namespace: bool
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimRecord:
+class ClaimRecord(msgspec.Struct, frozen=True, gc=False):
     id: Identity
     storage_class_name: str | None
     volume_name: str | None
@@ -111,14 +109,12 @@ class ClaimRecord:
     volume_mode: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class VolumeRecord:
+class VolumeRecord(msgspec.Struct, frozen=True, gc=False):
     id: Identity
     csi_driver: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class StorageClassRecord:
+class StorageClassRecord(msgspec.Struct, frozen=True, gc=False):
     id: Identity
     provisioner: str | None
 

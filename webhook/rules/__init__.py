@@ -43,29 +43,43 @@ class UnknownRuleError(ValueError):
     pass
 
 
+Step = tuple[str, Any, bool]  # rule id, its check, whether it may deny
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one kind's admission runs under a policy, resolved once: for each
+    stage, the checks of the rules that are on, in catalogue order."""
+
+    transition: tuple[Step, ...]
+    object: tuple[Step, ...]
+    cross: tuple[Step, ...]
+
+
 @dataclass(frozen=True)
 class Policy:
     """Each rule's mode: its default unless overridden."""
 
     overrides: Mapping[str, Mode] = field(default_factory=dict)
-    _active: dict[tuple[str, Role, Stage], tuple[tuple[Rule[Any], bool], ...]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    _plans: dict[str, Plan] = field(default_factory=dict, compare=False, repr=False)
 
     def mode(self, rule: Rule[Any]) -> Mode:
         return self.overrides.get(rule.id, rule.default)
 
-    def active(
-        self, family: Family, role: Role, stage: Stage
-    ) -> tuple[tuple[Rule[Any], bool], ...]:
-        """The rules that run for this target, each with whether it may deny (memoized)."""
-        key = (family.prefix, role, stage)
-        found = self._active.get(key)
+    def plan(self, kind: str, family: Family, role: Role) -> Plan:
+        """The plan for a kind (memoized by its name: one dictionary lookup per
+        admission, no enum hashed, nothing filtered)."""
+        found = self._plans.get(kind)
         if found is None:
-            found = self._active[key] = tuple(
-                (rule, self.mode(rule) is Mode.DENY)
-                for rule in rules_for(family, role, stage)
-                if self.mode(rule) is not Mode.OFF
+            found = self._plans[kind] = Plan(
+                *(
+                    tuple(
+                        (rule.id, rule.check, self.mode(rule) is Mode.DENY)
+                        for rule in rules_for(family, role, stage)
+                        if self.mode(rule) is not Mode.OFF
+                    )
+                    for stage in (Stage.TRANSITION, Stage.OBJECT, Stage.CROSS)
+                )
             )
         return found
 

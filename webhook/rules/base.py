@@ -43,8 +43,7 @@ class Operation(enum.StrEnum):
     UPDATE = "UPDATE"
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(msgspec.Struct, frozen=True, gc=False):
     """One thing wrong, as a rule sees it. `soft` problems only ever warn."""
 
     path: str
@@ -52,8 +51,7 @@ class Problem:
     soft: bool = False
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(msgspec.Struct, frozen=True, gc=False):
     """A problem attributed to a rule, with the verdict it carries."""
 
     rule_id: str
@@ -65,8 +63,7 @@ class Finding:
         return f"{self.rule_id}: {self.message}"
 
 
-@dataclass(frozen=True)
-class CrossContext:
+class CrossContext(msgspec.Struct, frozen=True):
     family: Family
     operation: Operation
     record: Record

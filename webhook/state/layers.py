@@ -12,8 +12,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TypeVar
+
+import msgspec
 
 from webhook.kinds import Family, KindInfo
 from webhook.objects import KubeObject
@@ -122,7 +123,7 @@ class Reservations:
     def reserve(self, info: KindInfo, obj: KubeObject) -> None:
         record = to_record(info, obj)
         if isinstance(record, SnapshotRecord | ContentRecord | ClassRecord):
-            record = replace(record, pending=True)
+            record = msgspec.structs.replace(record, pending=True)
         deadline = self._clock() + self.ttl
         with self._lock:
             self._deadlines[(info.api_group, info.kind, obj.namespace, obj.name)] = deadline
