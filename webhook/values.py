@@ -75,9 +75,25 @@ def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"{}[]")
+_NOT_BRACKETS_OR_QUOTES = bytes(c for c in range(256) if c not in b'{}[]"')
+_STRING = re.compile(rb'"[^"]*"')
 _OPENINGS = re.compile(rb"[\[{]+")
+
+
+def _brackets_outside_strings(raw: bytes) -> bytes:
+    """The brackets of a JSON document that are not inside its strings.
+
+    Escaped backslashes and quotes are removed first (backslashes pair from the
+    left), so every quote left delimits a string. Then only brackets and quotes
+    are kept, and the empty strings that leaves (`""`, most of them) dropped:
+    nothing lay between two adjacent quotes, so no bracket changes sides. What
+    remains are the few strings with brackets in them (JSON in an annotation),
+    cut out by a regular expression over a short text. All of it in C."""
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    kept = raw.translate(None, _NOT_BRACKETS_OR_QUOTES).replace(b'""', b"")
+    return _STRING.sub(b"", kept) if b'"' in kept else kept
 
 
 def json_too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
@@ -88,7 +104,9 @@ def json_too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
     pairs are removed a level at a time: all of it in C, never a loop per byte."""
     if len(raw.translate(None, _NOT_BRACKETS)) <= limit:  # one pass, in C
         return False
-    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    brackets = _brackets_outside_strings(raw)
+    if len(brackets) <= limit:  # the rest were inside strings (JSON in an annotation)
+        return False
     for level in range(limit + 1):
         shallower = brackets.replace(b"{}", b"").replace(b"[]", b"")
         if shallower == brackets:
