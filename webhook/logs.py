@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
+import msgspec
 import orjson
 
 
@@ -97,22 +98,23 @@ class AdmissionLog:
     ) -> None:
         if not self.enabled:
             return
-        self._add(
-            {
-                **_head("snapshot_webhook.admission", "info", "admission"),
-                "uid": uid,
-                "kind": kind,
-                "object": name,
-                "operation": operation,
-                "dryRun": dry_run,
-                "user": user,
-                "verdict": verdict,
-                "code": code,
-                "denied": list(denied),
-                "warned": list(warned),
-                "durationMs": round(seconds * 1000, 3),
-            }
+        line = _AdmissionLine(
+            time=_Clock.now(),
+            uid=uid,
+            kind=kind,
+            object=name,
+            operation=operation,
+            dry_run=dry_run,
+            user=user,
+            verdict=verdict,
+            code=code,
+            denied=tuple(denied),
+            warned=tuple(warned),
+            duration_ms=round(seconds * 1000, 3),
         )
+        self._pending.append(_encode(line))
+        if len(self._pending) >= self._max_lines:
+            self._wake.set()
 
     def refused(self, status: int, error: str) -> None:
         """A request answered with an error before any verdict, at most
@@ -178,6 +180,33 @@ class _Clock:
                 "%Y-%m-%dT%H:%M:%S"
             )
         return f"{cls.prefix}.{int((now - second) * 1e6):06d}+00:00"
+
+
+class _AdmissionLine(msgspec.Struct, gc=False, kw_only=True, rename="camel"):
+    """One admission's log line, in its keys' order (the head every line has first)."""
+
+    time: str
+    level: str = "info"
+    logger: str = "snapshot_webhook.admission"
+    message: str = "admission"
+    uid: str
+    kind: str
+    object: str
+    operation: str
+    dry_run: bool
+    user: str
+    verdict: str
+    code: int
+    denied: tuple[str, ...]
+    warned: tuple[str, ...]
+    duration_ms: float
+
+
+_encode_struct = msgspec.json.Encoder().encode
+
+
+def _encode(line: _AdmissionLine) -> bytes:
+    return _encode_struct(line) + b"\n"
 
 
 def _head(logger: str, level: str, message: str) -> dict[str, Any]:
