@@ -12,11 +12,12 @@ from pathlib import Path
 import orjson
 
 from bench.payloads import SMALL_STATE
-from webhook.admission import read_review, response
+from webhook.admission import read_review_json, response
 from webhook.decide import judge, read_subject
 from webhook.rules import Policy
 from webhook.service import Webhook
 from webhook.state.fixtures import ObjectStore
+from webhook.values import json_too_deep
 
 ROUNDS = 2000
 
@@ -41,31 +42,35 @@ def decision_profile(paths: list[Path]) -> str:
     webhook = Webhook(store.index, policy, embedded=False)
     bodies = [p.read_bytes() for p in paths]
 
-    def parse(body: bytes) -> object:
-        return orjson.loads(body)
+    def nesting(body: bytes) -> object:
+        return json_too_deep(body)
 
     def envelope(body: bytes) -> object:
-        return read_review(orjson.loads(body))
+        json_too_deep(body)
+        return read_review_json(body)
 
     def subject(body: bytes) -> object:
-        review = read_review(orjson.loads(body))
+        json_too_deep(body)
+        review = read_review_json(body)
         return read_subject(review.request) if review.request else None
 
     def rules(body: bytes) -> object:
-        review = read_review(orjson.loads(body))
+        json_too_deep(body)
+        review = read_review_json(body)
         found = read_subject(review.request) if review.request else None
         if found is None or not hasattr(found, "info"):
             return found
         return judge(found, store.index, policy)  # type: ignore[arg-type]
 
     def whole(body: bytes) -> object:
-        review = read_review(orjson.loads(body))
+        json_too_deep(body)
+        review = read_review_json(body)
         return orjson.dumps(response(review.api_version, review.uid, webhook.judge(review)))
 
     stages = [
-        ("JSON parse (orjson)", parse),
-        ("+ AdmissionReview envelope", envelope),
-        ("+ object read as its kind (pydantic)", subject),
+        ("nesting check of the raw body", nesting),
+        ("+ AdmissionReview envelope decoded (msgspec, objects kept raw)", envelope),
+        ("+ object read as its kind (msgspec)", subject),
         ("+ rules", rules),
         ("+ answer built and serialized", whole),
     ]
