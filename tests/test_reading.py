@@ -25,7 +25,9 @@ from webhook import kinds
 from webhook.admission import (
     AdmissionRequest,
     BadReviewError,
+    GroupVersionKind,
     Review,
+    Verdict,
     read_review,
     read_review_json,
 )
@@ -151,3 +153,19 @@ def test_a_body_with_invalid_utf8_is_refused_as_before() -> None:
     body = orjson.dumps(REVIEWS[0]).replace(b'"uid"', b'"x":"\xff\xfe","uid"', 1)
     with pytest.raises(orjson.JSONDecodeError, match="UTF-8"):
         read_review_json(body)
+
+
+def test_an_object_nested_past_every_parser_is_a_400_not_a_crash() -> None:
+    """Callers that skip the body's nesting check (none on the HTTP path) still
+    get an answer: past msgspec's and orjson's own bounds, the object is too deep."""
+    deep = b'{"kind":"VolumeSnapshot","spec":{"source":' + b"[" * 3000 + b"]" * 3000 + b"}}"
+    request = AdmissionRequest(
+        uid="u",
+        kind=GroupVersionKind(group="snapshot.storage.k8s.io", version="v1", kind="VolumeSnapshot"),
+        operation="CREATE",
+        object=msgspec.Raw(deep),
+    )
+    verdict = read_subject(request)
+    assert isinstance(verdict, Verdict)
+    assert verdict.code == 400
+    assert "nested deeper than 256 levels" in verdict.message

@@ -113,7 +113,7 @@ def read_review_json(body: bytes) -> Review:
     if body.isascii() or _is_utf8(body):  # the decoder does not check skipped strings
         try:
             wire = decoder(_WireReview).decode(body)
-        except msgspec.DecodeError:  # a ValidationError is one too
+        except (msgspec.DecodeError, RecursionError):  # the whole read names the fault
             pass
         else:
             request = wire.request

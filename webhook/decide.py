@@ -74,7 +74,7 @@ def _judged_fields(raw: object) -> object:
         return raw
     try:
         found = decoder(_Judged).decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return value_of(raw)
     metadata = None if found.metadata is None else {"annotations": found.metadata.annotations}
     return {
@@ -188,8 +188,8 @@ def evaluate(
         return findings
     record = subject_record(info, new)
     view = state.family(family)
-    now = CrossContext(family, operation, record, None, view, state)
     if old is None:  # CREATE: every finding stands as found
+        now = CrossContext(family, operation, record, None, view, state)
         for rule_id, check, deny in plan.object:
             for p in check(family, new):
                 findings.append(Finding(rule_id, p.path, p.message, deny and not p.soft))

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from webhook import objects
 from webhook.kinds import KindInfo
 from webhook.twins import twin
-from webhook.values import show, type_name
+from webhook.values import TooDeepError, show, type_name
 
 V = TypeVar("V", bound=msgspec.Struct)
 
@@ -50,7 +50,10 @@ def decoder(view: type[V]) -> msgspec.json.Decoder[V]:
 def value_of(raw: object) -> object:
     """A decoded value: raw JSON bytes decoded, anything else as it is."""
     if isinstance(raw, msgspec.Raw | bytes):
-        return orjson.loads(bytes(raw))
+        try:
+            return orjson.loads(bytes(raw))
+        except orjson.JSONDecodeError:  # raw JSON here was read once: only depth fails
+            raise TooDeepError from None
     return raw
 
 
@@ -66,6 +69,8 @@ def read(view: type[V], raw: object, path: str) -> V:
         return found
     except msgspec.DecodeError as err:
         refused = err
+    except RecursionError:  # msgspec's own bound, far past any real object
+        raise TooDeepError(path) from None
     try:
         twin(view).model_validate(value_of(raw))
     except ValidationError as err:
@@ -80,6 +85,8 @@ def parse_object(info: KindInfo, raw: object, path: str) -> objects.KubeObject:
     if isinstance(raw, msgspec.Raw | bytes):
         try:
             obj: objects.KubeObject = decoder(info.model).decode(raw)
+        except RecursionError:
+            raise TooDeepError(path) from None
         except msgspec.DecodeError:
             raw = value_of(raw)  # the slow path names the fault, in the words below
         else:
