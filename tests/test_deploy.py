@@ -206,7 +206,7 @@ def test_service_reaches_the_container_and_probes_hit_the_probe_port(
     assert policy["podSelector"] == one(base, "Deployment")["spec"]["selector"]
     assert {p["port"] for rule in policy["ingress"] for p in rule["ports"]} == set(ports.values())
     grace = one(base, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    assert settings.shutdown_delay_seconds + settings.shutdown_timeout_seconds < grace
+    assert settings.drain_delay + settings.shutdown_timeout_seconds + 2.0 < grace
 
 
 def test_pod_is_locked_down_and_highly_available(base: list[dict[str, Any]]) -> None:

@@ -32,7 +32,7 @@ from webhook.state.layers import Reservations
 FAST = WatchSettings(
     connect_timeout=2.0,
     read_timeout=1.0,
-    watch_timeout=30,
+    watch_timeout=1,  # each watch ends after 1-2 s and is resumed
     backoff_base=0.05,
     backoff_cap=0.2,
     discovery_interval=0.2,
@@ -165,6 +165,54 @@ def test_a_silent_server_is_detected_by_the_read_timeout(cluster: Cluster) -> No
     cluster.fake.put(snapshot_class("while-silent", driver="z.csi.example.com"))
     eventually(lambda: cluster.has_class("while-silent"), timeout=6.0)
     assert ("restart", "VolumeSnapshotClass") in cluster.counts
+
+
+def test_idle_watches_with_no_bookmarks_end_cleanly_and_stay_fresh(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real apiserver sends an idle watch no bookmarks: each watch asks to be
+    ended (timeoutSeconds), reads for longer than that, and takes the clean end
+    as the normal renewal. No warning, no restart, and the freshness moves on."""
+    caplog.set_level(logging.INFO, logger="snapshot_webhook.kube")
+    with fake_apiserver() as fake:
+        fake.bookmark_interval = None  # as an idle watch on a real apiserver
+        running = Cluster(fake, tmp_path)
+        running.state.start()
+        try:
+            assert running.state.wait_synced(10)
+            first = running.state.status.fresh_times()
+            assert set(first) == {info.kind for info in kinds.KINDS}
+            # every kind renews its watch at least twice (each lasts 1-2 s)
+            eventually(
+                lambda: all(len(fake.watch_requests(info.plural)) >= 3 for info in kinds.KINDS),
+                timeout=15.0,
+            )
+            later = running.state.status.fresh_times()
+            assert all(later[kind] > first[kind] for kind in first)
+            assert running.state.status.problems() == []
+            for info in kinds.KINDS:
+                for query in fake.watch_requests(info.plural):
+                    assert 1 <= int(query["timeoutSeconds"][0]) <= 2
+        finally:
+            running.state.stop()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [c for c in running.counts if c[0] == "restart"]
+
+
+def test_stop_ends_every_open_watch_together_and_promptly(tmp_path: Path) -> None:
+    slow = WatchSettings(**{**FAST.__dict__, "watch_timeout": 600, "read_timeout": 60.0})
+    with fake_apiserver() as fake:
+        running = Cluster(fake, tmp_path, slow)
+        running.state.start()
+        try:
+            assert running.state.wait_synced(10)
+            eventually(lambda: all(fake.watch_requests(i.plural) for i in kinds.KINDS))
+        finally:
+            started = time.monotonic()
+            running.state.stop()
+            took = time.monotonic() - started
+        assert not [t for t in running.state.threads if t.is_alive()]
+        assert took < slow.stop_timeout
 
 
 def test_bookmarks_move_the_resume_point(cluster: Cluster) -> None:

@@ -168,6 +168,49 @@ def test_audit_against_the_cluster(fake: FakeAPIServer, tmp_path: Path) -> None:
     assert again.returncode == 0 and again.stdout == ""
 
 
+def test_audit_answers_and_exits_at_once_with_every_watch_open(
+    fake: FakeAPIServer, tmp_path: Path
+) -> None:
+    fake.bookmark_interval = None  # an idle cluster, as a real apiserver leaves it
+    kubeconfig = fake.kubeconfig(tmp_path / "kubeconfig")
+    started = time.monotonic()
+    result = cli("audit", "--kubeconfig", str(kubeconfig))
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert "audit found no problems" in result.stderr
+    # interpreter start, nine lists, the audit, and a stop that waits for no watch
+    assert took < 10, took
+    record_figure("audit of an idle cluster", f"{took:.1f} s from start to exit")
+
+
+def test_sigterm_exits_within_ten_seconds_with_every_watch_open(
+    fake: FakeAPIServer, tmp_path: Path
+) -> None:
+    """The Deployment's own shutdown flags, every watch open and idle (no
+    bookmarks): SIGTERM drains, stops the watches together and exits in time."""
+    import signal
+
+    from test_deploy import container, render
+
+    from webhook.kinds import KINDS
+
+    flags = [a for a in container(render("deploy"))["args"] if a.startswith("--shutdown-")]
+    assert "--shutdown-delay-seconds=5" in flags
+    fake.bookmark_interval = None
+    kubeconfig = fake.kubeconfig(tmp_path / "kubeconfig")
+    with running_server(tmp_path, "--kubeconfig", str(kubeconfig), *flags) as running:
+        deadline = time.monotonic() + 15
+        while not all(fake.watch_requests(info.plural) for info in KINDS):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        stopped_at = time.monotonic()
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(timeout=15) == 0
+        took = time.monotonic() - stopped_at
+    assert took < 10, took
+    record_figure("SIGTERM in cluster mode", f"exited 0 after {took:.1f} s (5 s of it the drain)")
+
+
 def test_audit_without_a_reachable_cluster_exits_2(tmp_path: Path) -> None:
     config = tmp_path / "kubeconfig"
     config.write_text("not: [a kubeconfig")

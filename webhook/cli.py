@@ -165,12 +165,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--shutdown-delay-seconds",
         type=float,
-        help="after SIGTERM, report not ready this long before stopping (default 2)",
+        help="after SIGTERM, report not ready this long before stopping (default 5 with "
+        "--kube, else 0)",
+    )
+    serve.add_argument(
+        "--shutdown-timeout-seconds",
+        type=float,
+        help="then wait at most this long for requests in flight (default 3; the apiserver "
+        "gives up on a webhook call after its timeoutSeconds anyway)",
     )
     _add_kube(serve)
     _add_authorized(serve)
     for flag, meaning in (
-        ("watch-read-timeout", "a watch silent this long is reconnected (default 90)"),
+        (
+            "watch-timeout",
+            "the apiserver ends each watch after 1-2 times this, and it is resumed (default 300)",
+        ),
+        (
+            "watch-read-timeout",
+            "a list slower than this, or a watch silent this long past its end, is retried "
+            "(default 30)",
+        ),
         ("watch-failure-grace", "/readyz turns false when watches fail this long (default 60)"),
         ("discovery-interval", "how often to look for a missing CRD or permission (default 30)"),
         ("reservation-ttl", "how long an admitted claim is held for the watch (default 30)"),

@@ -174,13 +174,27 @@ class Metrics:
     def watch_certificate(self, expiry: Callable[[], datetime.datetime | None]) -> None:
         self.cert_not_after.set_function(lambda: ts.timestamp() if (ts := expiry()) else 0.0)
 
-    def watch_events(self, last_event: Callable[[], Mapping[str, float]]) -> None:
+    def watch_events(
+        self,
+        last_event: Callable[[], Mapping[str, float]],
+        fresh: Callable[[], Mapping[str, float]],
+    ) -> None:
         self.registry.register(
             _ReadAtScrape(
                 "snapshot_webhook_watch_last_event_timestamp_seconds",
                 "When the watch of a kind last delivered an event or bookmark (Unix time).",
                 "kind",
                 last_event,
+            )
+        )
+        self.registry.register(
+            _ReadAtScrape(
+                "snapshot_webhook_watch_fresh_timestamp_seconds",
+                "When the watch of a kind was last known to be current: listed, an event or "
+                "bookmark, or a watch opened or ended cleanly by the apiserver (Unix time). A "
+                "healthy idle watch renews it at least every 2 x --watch-timeout-seconds.",
+                "kind",
+                fresh,
             )
         )
 

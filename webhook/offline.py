@@ -267,6 +267,10 @@ def run_audit(args: argparse.Namespace, policy: Policy, out: IO[str]) -> int:
             suffix = "" if f.denies else " (warning)"
             print(f"{f.kind} {f.name} {f.rule_id}: {f.message}{suffix}", file=out)
     counts = by_rule(findings)
-    summary = ", ".join(f"{rule} {n}" for rule, n in sorted(counts.items())) or "nothing"
-    print(f"audit found {len(findings)} problems: {summary}", file=sys.stderr)
+    summary = ", ".join(f"{rule} {n}" for rule, n in sorted(counts.items()))
+    if not findings:
+        print("audit found no problems", file=sys.stderr)
+    else:
+        noun = "problem" if len(findings) == 1 else "problems"
+        print(f"audit found {len(findings)} {noun}: {summary}", file=sys.stderr)
     return EXIT_DENIED if findings else EXIT_OK

@@ -1,9 +1,12 @@
 """Running the HTTPS server: certificates, state, uvicorn, and a graceful stop.
 
 On SIGTERM the server first turns /readyz false and keeps serving for
-`shutdown_delay_seconds`, so that the Service stops sending it new requests;
-then uvicorn stops accepting connections and lets in-flight requests finish
-(at most `shutdown_timeout_seconds`). A second signal stops at once.
+`shutdown_delay_seconds` (5 s with --kube, none in a terminal), so that the
+Service stops sending it new requests; then uvicorn stops accepting
+connections and lets in-flight requests finish (at most
+`shutdown_timeout_seconds`), and every watch is stopped at once. A second
+signal stops at once. In a cluster the whole takes about 6 s, well inside the
+pod's terminationGracePeriodSeconds.
 """
 
 from __future__ import annotations
@@ -190,6 +193,7 @@ def _url_host(host: str) -> str:
 def watch_settings(settings: Settings) -> WatchSettings:
     return WatchSettings(
         read_timeout=settings.watch_read_timeout_seconds,
+        watch_timeout=settings.watch_timeout_seconds,
         discovery_interval=settings.discovery_interval_seconds,
         failure_grace=settings.watch_failure_grace_seconds,
         live_get_timeout=settings.live_get_timeout_seconds,
@@ -291,7 +295,7 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
             counters=metrics.count_watch,
         )
         readiness.sync = cluster.status
-        metrics.watch_events(cluster.status.last_event_times)
+        metrics.watch_events(cluster.status.last_event_times, cluster.status.fresh_times)
         metrics.reservations.set_function(lambda: reservations.expire())
         webhook = Webhook(
             store.index,
@@ -357,7 +361,7 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
         timeout_keep_alive=settings.keep_alive_seconds,
         limit_concurrency=settings.max_connections,
     )
-    server = DrainingServer(config, readiness, settings.shutdown_delay_seconds)
+    server = DrainingServer(config, readiness, settings.drain_delay)
     server.cluster = cluster
     server.private_dir = private_dir
     if settings.probe_port:

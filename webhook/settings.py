@@ -36,8 +36,9 @@ class Settings(BaseSettings):
     log_level: LogLevel = "info"
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1024)
     cert_poll_seconds: float = Field(2.0, gt=0, le=10)
-    shutdown_delay_seconds: float = Field(2.0, ge=0)
-    shutdown_timeout_seconds: float = Field(20.0, gt=0)
+    # None: 5 s behind a Service (--kube), none in a terminal
+    shutdown_delay_seconds: float | None = Field(None, ge=0)
+    shutdown_timeout_seconds: float = Field(3.0, gt=0)
     # slow and greedy clients
     header_timeout_seconds: float = Field(10.0, gt=0)
     body_timeout_seconds: float = Field(10.0, gt=0)
@@ -47,7 +48,8 @@ class Settings(BaseSettings):
     # cluster mode
     kube: bool = False
     kubeconfig: Path | None = None
-    watch_read_timeout_seconds: float = Field(90.0, gt=0)
+    watch_timeout_seconds: int = Field(300, ge=1)
+    watch_read_timeout_seconds: float = Field(30.0, gt=0)
     watch_failure_grace_seconds: float = Field(60.0, gt=0)
     discovery_interval_seconds: float = Field(30.0, gt=0)
     reservation_ttl_seconds: float = Field(30.0, gt=0)
@@ -102,6 +104,14 @@ class Settings(BaseSettings):
                 "--kubeconfig, which follow the cluster"
             )
         return self
+
+    @property
+    def drain_delay(self) -> float:
+        """How long /readyz is false after SIGTERM before the listeners close: long
+        enough for EndpointSlices to drop the pod, and pointless with no Service."""
+        if self.shutdown_delay_seconds is not None:
+            return self.shutdown_delay_seconds
+        return 5.0 if self.kube else 0.0
 
     @property
     def generates_certificate(self) -> bool:

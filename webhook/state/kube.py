@@ -6,8 +6,13 @@ One reflector thread per kind, each doing what a careful informer does:
   between list and watch is lost;
 - ask for bookmarks, and resume a broken watch from the last resourceVersion
   seen; relist only on 410 Gone;
-- treat a silent connection as broken (a client-side read timeout), and
-  reconnect with capped, jittered exponential backoff;
+- ask the apiserver to end each watch after a randomised `timeoutSeconds`
+  (as client-go does: between `watch_timeout` and twice that), and treat that
+  clean end as the normal way a watch is renewed. An idle watch gets no
+  bookmarks from a real apiserver, so nothing else would show it is alive;
+- treat a connection silent past its own `timeoutSeconds` (plus
+  `read_timeout`) as broken, and reconnect with capped, jittered exponential
+  backoff;
 - keep only the fields the rules read: each object becomes a compact record.
 
 The official client's own informer keeps every full object in memory, does
@@ -21,6 +26,7 @@ looked for again every `discovery_interval` seconds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -53,8 +59,11 @@ class WatchGoneError(Exception):
 @dataclass(frozen=True)
 class WatchSettings:
     connect_timeout: float = 5.0
-    read_timeout: float = 90.0  # longer than the apiserver's bookmark interval (~60 s)
-    watch_timeout: int = 300  # server-side; each watch ends and resumes after this
+    # a list's read timeout, and how long past its server-side end a watch may
+    # stay silent before it is taken for broken
+    read_timeout: float = 30.0
+    watch_timeout: int = 300  # server-side; each watch ends after 1-2 times this
+    stop_timeout: float = 2.0  # all watch threads together, at shutdown
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     discovery_interval: float = 30.0
@@ -96,6 +105,7 @@ class KindSync:
     failing_since: float | None = None
     last_error: str = ""
     last_event: float | None = None
+    fresh: float | None = None  # last time the watch was known to be current
     note: str = ""  # absent / forbidden, said once
 
 
@@ -123,11 +133,20 @@ class SyncStatus:
 
     def last_event_times(self) -> dict[str, float]:
         """When each kind's watch last delivered something, as Unix time."""
+        return self._as_unix_time(lambda s: s.last_event)
+
+    def fresh_times(self) -> dict[str, float]:
+        """When each kind was last known to be current (listed, an event or a
+        bookmark, a watch opened or ended cleanly by the apiserver), as Unix time.
+        A healthy idle watch renews this at least every 2 x `watch_timeout`."""
+        return self._as_unix_time(lambda s: s.fresh)
+
+    def _as_unix_time(self, when: Callable[[KindSync], float | None]) -> dict[str, float]:
         now, wall = self.clock(), time.time()
         return {
-            kind: wall - (now - s.last_event)
+            kind: wall - (now - moment)
             for kind, s in self.kinds.items()
-            if s.last_event is not None
+            if (moment := when(s)) is not None
         }
 
 
@@ -181,6 +200,8 @@ class Reflector:
         self.sync = status.of(info)
         self._failures = 0  # in the current run of failures
         self._last_said: float | None = None
+        self._open: Any = None  # the watch response being read, for `interrupt`
+        self._open_lock = threading.Lock()
 
     # --- loop -------------------------------------------------------------
 
@@ -202,27 +223,45 @@ class Reflector:
                 self._watch()
                 backoff.reset()
                 self._healthy()
-            except WatchGoneError:
-                log.info(
-                    "watch of %s: resourceVersion too old (410 Gone); relisting", self.info.kind
-                )
-                self.resource_version = None
-            except APIStatusError as err:
-                if err.status == 404:
-                    self.version = self.resource_version = None
-                    self._absent(f"{self.info.plural}.{self.info.api_group} is not served")
-                elif err.status in (401, 403):
-                    self.resource_version = None
-                    self._absent(
-                        f"the ServiceAccount may not {err.verb} {self.info.plural}."
-                        f"{self.info.api_group or 'core'} (RBAC verb {err.verb!r} missing; "
-                        "grant get, list and watch)",
-                        level=logging.ERROR,
-                    )
-                else:
-                    self._failed(str(err), backoff)
-            except (urllib3.exceptions.HTTPError, OSError, ValueError) as err:
-                self._failed(f"{type(err).__name__}: {err}", backoff)
+            except (
+                APIStatusError,
+                WatchGoneError,
+                urllib3.exceptions.HTTPError,
+                OSError,
+                ValueError,
+            ) as err:
+                if self.stop.is_set():
+                    return  # interrupted on purpose by `interrupt`: nothing to say
+                self._recover(err, backoff)
+
+    def _recover(self, err: Exception, backoff: Backoff) -> None:
+        """What a failed round means: relist, treat the kind as absent, or back off."""
+        if isinstance(err, WatchGoneError):
+            log.info("watch of %s: resourceVersion too old (410 Gone); relisting", self.info.kind)
+            self.resource_version = None
+        elif isinstance(err, APIStatusError) and err.status == 404:
+            self.version = self.resource_version = None
+            self._absent(f"{self.info.plural}.{self.info.api_group} is not served")
+        elif isinstance(err, APIStatusError) and err.status in (401, 403):
+            self.resource_version = None
+            self._absent(
+                f"the ServiceAccount may not {err.verb} {self.info.plural}."
+                f"{self.info.api_group or 'core'} (RBAC verb {err.verb!r} missing; "
+                "grant get, list and watch)",
+                level=logging.ERROR,
+            )
+        elif isinstance(err, APIStatusError):
+            self._failed(str(err), backoff)
+        else:
+            self._failed(f"{type(err).__name__}: {err}", backoff)
+
+    def interrupt(self) -> None:
+        """Unblock a watch being read, from another thread (at shutdown)."""
+        with self._open_lock:
+            if self._open is not None:
+                # already released or closed: then nothing blocks on it
+                with contextlib.suppress(ValueError, RuntimeError, OSError):
+                    self._open.shutdown()
 
     def _absent(self, why: str, level: int = logging.WARNING) -> None:
         """Serve the kind as empty, say why once, and look again later."""
@@ -297,7 +336,7 @@ class Reflector:
             self.on_change(self.info, record.id.namespace, record.id.name)
         self.count("relist", self.info)
         self.sync.synced = True
-        self.sync.last_event = self.status.clock()
+        self.sync.last_event = self.sync.fresh = self.status.clock()
         log.info(
             "listed %d %s at resourceVersion %s",
             len(records),
@@ -322,28 +361,39 @@ class Reflector:
     def _watch(self) -> None:
         assert self.version is not None and self.resource_version is not None
         path = resource_path(self.info, self.version)
-        timeout = self.settings.watch_timeout
+        # randomised, as client-go does, so that replicas' watches do not renew together
+        timeout = random.randint(self.settings.watch_timeout, self.settings.watch_timeout * 2)
         query = [
             ("watch", "1"),
             ("allowWatchBookmarks", "true"),
             ("resourceVersion", self.resource_version),
-            ("timeoutSeconds", str(random.randint(timeout, timeout * 2))),
+            ("timeoutSeconds", str(timeout)),
         ]
         response = self.api.stream(
-            path, query, (self.settings.connect_timeout, self.settings.read_timeout)
+            path, query, (self.settings.connect_timeout, timeout + self.settings.read_timeout)
         )
+        with self._open_lock:
+            self._open = response
         try:
+            if self.stop.is_set():
+                return
             if response.status == 410:
                 raise WatchGoneError
             if response.status != 200:
                 detail = status_message(json_or_none(response.read()))
                 raise APIStatusError(response.status, "watch", path, detail)
             self._healthy()
+            self.sync.fresh = self.status.clock()
             for line in lines(response):
                 if self.stop.is_set():
                     return
                 self._event(orjson.loads(line))
+            # the apiserver ended the watch at its timeoutSeconds: it was current
+            # until now, and is resumed from the last resourceVersion at once
+            self.sync.fresh = self.status.clock()
         finally:
+            with self._open_lock:
+                self._open = None
             response.release_conn()
 
     def _event(self, event: object) -> None:
@@ -360,7 +410,7 @@ class Reflector:
             )
         metadata = obj.get("metadata") or {}
         version = metadata.get("resourceVersion")
-        self.sync.last_event = self.status.clock()
+        self.sync.last_event = self.sync.fresh = self.status.clock()
         if kind in ("ADDED", "MODIFIED"):
             record = self._record(obj)
             if record is not None:
@@ -414,9 +464,15 @@ class ClusterState:
         return False
 
     def stop(self) -> None:
+        """Stop every watch together: open streams are shut down at once, and all
+        threads share one deadline. A thread still inside a list or a connect by
+        then is a daemon, and ends with the process."""
         self.stop_event.set()
+        for reflector in self.reflectors:
+            reflector.interrupt()
+        deadline = time.monotonic() + self.settings.stop_timeout
         for thread in self.threads:
-            thread.join(timeout=self.settings.connect_timeout + 1)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def version_of(self, info: KindInfo) -> str | None:
         return next((r.version for r in self.reflectors if r.info == info), None)
