@@ -12,7 +12,11 @@ The objects the webhook itself writes (Secrets, ValidatingWebhookConfigurations,
 Leases) are created, read, replaced and deleted as the real apiserver does it:
 a second create of a name is 409 AlreadyExists, a replace or delete whose
 resourceVersion precondition is stale is 409 Conflict, and every write gets a
-new resourceVersion. SubjectAccessReviews are answered by a test's callback.
+new resourceVersion. A webhook configuration's entries get the defaults the
+apiserver gives them, and an object whose owners (ownerReferences) are all gone
+is deleted, as the garbage collector does. ClusterRoles can be read.
+SubjectAccessReviews are answered by a test's callback. Every call is logged
+as an RBAC request (`calls`: group, resource, verb, name).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlparse
 from uuid import uuid4
 
@@ -66,7 +70,29 @@ WRITABLE = {
     ("", "secrets"): True,
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): False,
     ("coordination.k8s.io", "leases"): True,
+    ("rbac.authorization.k8s.io", "clusterroles"): False,
 }
+
+
+def webhook_defaults(config: Obj) -> None:
+    """What the apiserver fills into a ValidatingWebhookConfiguration's entries."""
+    for hook in config.get("webhooks") or []:
+        hook.setdefault("failurePolicy", "Fail")
+        hook.setdefault("matchPolicy", "Equivalent")
+        hook.setdefault("namespaceSelector", {})
+        hook.setdefault("objectSelector", {})
+        hook.setdefault("timeoutSeconds", 10)
+        for rule in hook.get("rules") or []:
+            rule.setdefault("scope", "*")
+
+
+class Call(NamedTuple):
+    group: str
+    resource: str
+    verb: str
+    name: str
+
+
 Authorizer = Callable[[Obj], bool]  # a SubjectAccessReview's spec -> allowed
 
 
@@ -102,6 +128,7 @@ class FakeAPIServer:
         self.server_version = ("1", "31")
         self.authorize: Authorizer = lambda spec: False
         self.reviews: list[Obj] = []  # SubjectAccessReview specs received
+        self.calls: list[Call] = []  # every request, as RBAC would see it
         self._server = QuietServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -210,6 +237,8 @@ class FakeAPIServer:
             meta["resourceVersion"] = str(self.version)
             meta.setdefault("uid", str(uuid4()))
             key = (meta.get("namespace", "") if WRITABLE[(group, plural)] else "", meta["name"])
+            if plural == "validatingwebhookconfigurations":
+                webhook_defaults(stored)
             self.stored[(group, plural)][key] = stored
             return json.loads(json.dumps(stored))
 
@@ -234,6 +263,7 @@ class FakeAPIServer:
                 url = urlparse(self.path)
                 query = parse_qs(url.query)
                 fake.requests.append((url.path, query))
+                fake._log_call("GET", url.path, query)
                 if fake.failing:
                     self._status(500, "InternalError", "the fake apiserver is failing")
                     return
@@ -293,6 +323,7 @@ class FakeAPIServer:
                 body = self._body() if method != "GET" else {}
                 if method != "GET":
                     fake.requests.append(("/" + "/".join(parts), {"method": [method]}))
+                    fake._log_call(method, "/" + "/".join(parts), {})
                     if fake.write_delay:
                         time.sleep(fake.write_delay)
                     if fake.writes_failing:
@@ -534,7 +565,10 @@ class FakeAPIServer:
                 stored["metadata"].update(resourceVersion=str(self.version), uid=str(uuid4()))
                 if namespace:
                     stored["metadata"]["namespace"] = namespace
+                if plural == "validatingwebhookconfigurations":
+                    webhook_defaults(stored)
                 objects[(namespace, name)] = stored
+                self._collect_garbage()
                 return 201, stored
             if name is None:
                 return status(405, "MethodNotAllowed", f"{method} on a collection")
@@ -560,7 +594,10 @@ class FakeAPIServer:
                 )
                 if namespace:
                     stored["metadata"]["namespace"] = namespace
+                if plural == "validatingwebhookconfigurations":
+                    webhook_defaults(stored)
                 objects[(namespace, name)] = stored
+                self._collect_garbage()
                 return 200, stored
             preconditions = body.get("preconditions") or {}
             for field_name in ("resourceVersion", "uid"):
@@ -574,7 +611,46 @@ class FakeAPIServer:
                     )
             del objects[(namespace, name)]
             self.version += 1
+            self._collect_garbage()
             return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+
+    def _collect_garbage(self) -> None:
+        """Delete what has owners none of which exists any more (call with the lock)."""
+        while True:
+            uids = {
+                o["metadata"].get("uid")
+                for objects in self.stored.values()
+                for o in objects.values()
+            }
+            orphans = [
+                (objects, key)
+                for objects in self.stored.values()
+                for key, o in objects.items()
+                if (owners := o["metadata"].get("ownerReferences"))
+                and not any(ref.get("uid") in uids for ref in owners)
+            ]
+            if not orphans:
+                return
+            for objects, key in orphans:
+                del objects[key]
+
+    def delete_stored(self, group: str, plural: str, namespace: str, name: str) -> None:
+        """Delete a writable object, as `kubectl delete` would (its dependents go too)."""
+        with self.cond:
+            del self.stored[(group, plural)][(namespace, name)]
+            self.version += 1
+            self._collect_garbage()
+
+    def _log_call(self, method: str, path: str, query: dict[str, list[str]]) -> None:
+        parsed = self._parse([p for p in path.split("/") if p])
+        if parsed is None:
+            return
+        group, _, _, plural, name = parsed
+        if method == "GET":
+            verb = "get" if name else ("watch" if "watch" in query else "list")
+        else:
+            verb = {"POST": "create", "PUT": "update", "DELETE": "delete"}.get(method, method)
+        self.calls.append(Call(group, plural, verb, name or ""))
 
     def _route(self, parts: list[str]) -> tuple[Resource, str, str | None] | None:
         """(resource, namespace, name) for a collection or object path."""

@@ -101,7 +101,8 @@ def test_access_reviews_ask_the_cluster_for_the_user_and_cache_the_answer(
 ) -> None:
     fake.authorize = lambda spec: spec["user"] == BACKUP["username"]
     now = [100.0]
-    ask = reviews(fake, tmp_path, clock=lambda: now[0], cache_seconds=10)
+    counted: list[str] = []
+    ask = reviews(fake, tmp_path, clock=lambda: now[0], cache_seconds=10, count=counted.append)
     alice = Requester("alice", "u-1", ("dev",), (("scope", ("x",)),))
     assert ask(alice) == Decision(False)
     (spec,) = fake.reviews
@@ -121,6 +122,7 @@ def test_access_reviews_ask_the_cluster_for_the_user_and_cache_the_answer(
     assert ask(backup) == Decision(True) and len(fake.reviews) == 2  # cached
     now[0] += 11
     assert ask(backup) == Decision(True) and len(fake.reviews) == 3  # asked again
+    assert counted == ["denied", "allowed", "allowed", "allowed"]  # every decision counted
 
 
 @pytest.mark.parametrize("fault", ["error", "slow"])
@@ -134,8 +136,10 @@ def test_an_authorizer_that_cannot_answer_denies_with_a_reason_never_a_500(
         raise RuntimeError("authorizer webhook unavailable")
 
     fake.authorize = authorize
-    ask = reviews(fake, tmp_path, timeout=1.0)
+    counted: list[str] = []
+    ask = reviews(fake, tmp_path, timeout=1.0, count=counted.append)
     verdict = verdict_for(state, as_user(review(MARKED), ALICE), ask)
+    assert counted == ["failed"]  # what the authorization-failure alert watches
     assert (verdict.allowed, verdict.code) == (False, 403)
     assert 'whether user "alice" may could not be asked' in verdict.message
     assert verdict.message.endswith("retry")

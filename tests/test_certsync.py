@@ -24,8 +24,9 @@ ADMISSION = "admissionregistration.k8s.io"
 
 
 def shipped_configuration() -> dict[str, Any]:
-    """The ValidatingWebhookConfiguration as deploy/ ships it."""
-    return yaml.safe_load((ROOT / "deploy" / "base" / "webhook.yaml").read_text())  # type: ignore[no-any-return]
+    """The ValidatingWebhookConfiguration as the static-configuration overlay declares it."""
+    path = ROOT / "deploy" / "overlays" / "static-configuration" / "webhook.yaml"
+    return yaml.safe_load(path.read_text())  # type: ignore[no-any-return]
 
 
 def bundles(fake: FakeAPIServer) -> list[str | None]:

@@ -60,16 +60,14 @@ def test_base_renders_every_part(base: list[dict[str, Any]]) -> None:
         [
             "Namespace",
             "ServiceAccount",
-            "ClusterRole",
-            "ClusterRole",
-            "ClusterRoleBinding",
-            "Role",
-            "RoleBinding",
+            *["ClusterRole"] * 3,
+            *["ClusterRoleBinding"] * 2,
+            *["Role", "RoleBinding"] * 2,
             "Service",
             "Deployment",
             "PodDisruptionBudget",
             "NetworkPolicy",
-            "ValidatingWebhookConfiguration",
+            # no ValidatingWebhookConfiguration: a ready replica registers it
             *["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 8,
         ]
     )
@@ -92,60 +90,99 @@ def grants(role: dict[str, Any]) -> set[tuple[str, str, str, tuple[str, ...]]]:
     }
 
 
-def test_rbac_grants_exactly_what_the_webhook_uses(base: list[dict[str, Any]]) -> None:
-    settings = settings_from(build_parser().parse_args(container(base)["args"]))
-    reads = {
-        (info.api_group, info.plural, verb, ())
-        for info in KINDS
-        for verb in ("get", "list", "watch")
-    }
-    (configuration,) = settings.webhook_configurations
-    assert configuration == one(base, "ValidatingWebhookConfiguration")["metadata"]["name"]
-    roles = {d["metadata"]["name"]: d for d in base if d["kind"] == "ClusterRole"}
-    assert grants(roles["snapshot-webhook"]) == reads | {
-        (
-            "admissionregistration.k8s.io",
-            "validatingwebhookconfigurations",
-            "get",
-            (configuration,),
-        ),
-        (
-            "admissionregistration.k8s.io",
-            "validatingwebhookconfigurations",
-            "update",
-            (configuration,),
-        ),
-        ("authorization.k8s.io", "subjectaccessreviews", "create", ()),
-    }
+OVERLAYS = [
+    "deploy",
+    "deploy/overlays/cert-manager",
+    "deploy/overlays/provided-certificate",
+    "deploy/overlays/static-configuration",
+    "deploy/overlays/critical",
+]
+
+
+def bound_grants(docs: list[dict[str, Any]], kind: str) -> set[tuple[str, str, str, tuple]]:
+    """What the roles of `kind` bound to the webhook's ServiceAccount grant."""
+    account = one(docs, "ServiceAccount")["metadata"]
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+    found: set[tuple[str, str, str, tuple]] = set()
+    for binding in (d for d in docs if d["kind"] == f"{kind}Binding"):
+        (subject,) = binding["subjects"]
+        assert (subject["name"], subject["namespace"]) == (account["name"], account["namespace"])
+        assert binding["roleRef"]["kind"] == kind
+        found |= grants(roles[binding["roleRef"]["name"]])
+    return found
+
+
+@pytest.mark.parametrize("path", OVERLAYS)
+def test_every_overlay_grants_exactly_what_its_mode_uses(path: str) -> None:
+    from webhook.permissions import cluster_grants, namespace_grants
+
+    docs = render(path)
+    settings = settings_from(build_parser().parse_args(container(docs)["args"]))
+    assert bound_grants(docs, "ClusterRole") == cluster_grants(settings)
+    assert bound_grants(docs, "Role") == namespace_grants(settings)
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
     # for binding to backup tools: the one special verb, nothing else
     assert grants(roles["snapshot-webhook:volume-mode-change"]) == {
         ("snapshot.storage.k8s.io", "volumesnapshotcontents", "change-volume-mode", ())
     }
-    secret = settings.certificate_secret
-    assert grants(one(base, "Role")) == {
-        ("", "secrets", "create", ()),  # a create cannot name its object in RBAC
-        ("", "secrets", "get", (secret,)),
-        ("", "secrets", "update", (secret,)),
-        *(
-            ("coordination.k8s.io", "leases", verb, ())
-            for verb in ("create", "get", "update", "delete", "list")
-        ),
-    }
-    for binding in ("ClusterRoleBinding", "RoleBinding"):
-        (subject,) = one(base, binding)["subjects"]
-        account = one(base, "ServiceAccount")["metadata"]
-        assert (subject["name"], subject["namespace"]) == (account["name"], account["namespace"])
+    if settings.register_webhook:  # the owner is a ClusterRole of the install
+        assert settings.webhook_owner in roles
+    secrets = {g for g in namespace_grants(settings) if g[1] == "secrets"}
+    assert bool(secrets) is settings.manage_certificates
 
 
-def test_the_shipped_configuration_has_no_ca_bundle_to_wipe(base: list[dict[str, Any]]) -> None:
-    """A re-apply must leave the caBundle the webhook (or cert-manager) wrote."""
-    config = one(base, "ValidatingWebhookConfiguration")
-    assert all("caBundle" not in hook["clientConfig"] for hook in config["webhooks"])
-    assert "caBundle" not in (ROOT / "deploy" / "install.yaml").read_text()
+def test_the_overlays_that_write_no_secret_and_no_configuration_say_so() -> None:
+    """cert-manager and a provided certificate: no Secret is written; the static
+    configuration: the configuration is only given its caBundle, never made."""
+    for path in ("deploy/overlays/cert-manager", "deploy/overlays/provided-certificate"):
+        docs = render(path)
+        assert not {g for g in bound_grants(docs, "Role") if g[1] == "secrets"}, path
+        settings = settings_from(build_parser().parse_args(container(docs)["args"]))
+        mounts = {m["name"]: m["mountPath"] for m in container(docs)["volumeMounts"]}
+        assert str(settings.ca_bundle_file) == mounts["certs"] + "/ca.crt"
+    static = render("deploy/overlays/static-configuration")
+    verbs = {g[2] for g in bound_grants(static, "ClusterRole") if g[1].startswith("validating")}
+    assert verbs == {"get", "update"}
 
 
-def test_a_labelled_namespace_opts_out_of_every_entry(base: list[dict[str, Any]]) -> None:
-    for hook in one(base, "ValidatingWebhookConfiguration")["webhooks"]:
+def static_configuration() -> dict[str, Any]:
+    return one(render("deploy/overlays/static-configuration"), "ValidatingWebhookConfiguration")
+
+
+@pytest.fixture(scope="module")
+def declared() -> dict[str, Any]:
+    return static_configuration()
+
+
+def test_the_declared_configuration_is_the_registered_one(declared: dict[str, Any]) -> None:
+    from webhook.configuration import configuration
+
+    assert declared == configuration("snapshot-webhook", "snapshot-webhook")
+    result = cli_run("webhook-configuration")
+    shipped = ROOT / "deploy" / "overlays" / "static-configuration" / "webhook.yaml"
+    assert result == shipped.read_text(), "stale: run scripts/render-install"
+
+
+def cli_run(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=ROOT,
+    )
+    return result.stdout
+
+
+def test_the_shipped_configuration_has_no_ca_bundle_to_wipe(declared: dict[str, Any]) -> None:
+    """A re-apply must leave the caBundle the webhook wrote."""
+    assert all("caBundle" not in hook["clientConfig"] for hook in declared["webhooks"])
+    assert "ValidatingWebhookConfiguration" not in (ROOT / "deploy" / "install.yaml").read_text()
+
+
+def test_a_labelled_namespace_opts_out_of_every_entry(declared: dict[str, Any]) -> None:
+    for hook in declared["webhooks"]:
         assert hook["namespaceSelector"] == {
             "matchExpressions": [
                 {"key": "snapshot-webhook.io/ignore", "operator": "NotIn", "values": ["true"]}
@@ -153,11 +190,12 @@ def test_a_labelled_namespace_opts_out_of_every_entry(base: list[dict[str, Any]]
         }
 
 
-def test_webhook_covers_the_six_kinds_as_the_server_expects(base: list[dict[str, Any]]) -> None:
-    config = one(base, "ValidatingWebhookConfiguration")
+def test_webhook_covers_the_six_kinds_as_the_server_expects(
+    base: list[dict[str, Any]], declared: dict[str, Any]
+) -> None:
     service = one(base, "Service")
     covered = set()
-    for hook in config["webhooks"]:
+    for hook in declared["webhooks"]:
         assert hook["sideEffects"] == "NoneOnDryRun"
         assert hook["admissionReviewVersions"] == ["v1", "v1beta1"]
         assert hook["matchPolicy"] == "Equivalent"
@@ -170,10 +208,10 @@ def test_webhook_covers_the_six_kinds_as_the_server_expects(base: list[dict[str,
         )
         assert ref["path"] in ADMISSION_PATHS
         assert ref["port"] == service["spec"]["ports"][0]["port"]
+        assert len(hook["matchConditions"]) == 1  # every entry: cleanup is never sent
         for group, resource, rule in rules_of(hook, "rules"):
             claims = resource == "persistentvolumeclaims"
             assert rule["operations"] == (["CREATE"] if claims else ["CREATE", "UPDATE"])
-            assert ("matchConditions" in hook) is claims
             covered.add((group, resource))
     assert covered == {(i.api_group, i.plural) for i in KINDS if i.reviewed}
 
@@ -226,8 +264,57 @@ def test_pod_is_locked_down_and_highly_available(base: list[dict[str, Any]]) -> 
     # a drain proceeds one pod at a time whatever the replica count
     assert one(base, "PodDisruptionBudget")["spec"] == {
         "maxUnavailable": 1,
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",  # a not-ready replica never holds a drain
         "selector": deployment["spec"]["selector"],
     }
+
+
+# Fields the apiserver fills in when a manifest leaves them out (the API
+# reference's defaults), by kind. A manifest that sets each one explicitly is
+# stored as written, so a second `kubectl apply` reports `unchanged`.
+APISERVER_DEFAULTS = {
+    "ValidatingAdmissionPolicy": [
+        ("spec", "failurePolicy"),
+        ("spec", "matchConstraints", "matchPolicy"),
+        ("spec", "matchConstraints", "namespaceSelector"),
+        ("spec", "matchConstraints", "objectSelector"),
+        ("spec", "matchConstraints", "resourceRules", "*", "scope"),
+    ],
+    "ValidatingWebhookConfiguration": [
+        ("webhooks", "*", "failurePolicy"),
+        ("webhooks", "*", "matchPolicy"),
+        ("webhooks", "*", "namespaceSelector"),
+        ("webhooks", "*", "objectSelector"),
+        ("webhooks", "*", "timeoutSeconds"),
+        ("webhooks", "*", "rules", "*", "scope"),
+    ],
+    "PodDisruptionBudget": [("spec", "unhealthyPodEvictionPolicy")],
+    "Service": [("spec", "type"), ("spec", "ports", "*", "protocol")],
+}
+
+
+def values_at(doc: Any, path: tuple[str, ...]) -> list[Any]:
+    """Every value at `path` ("*" steps into each list item); a missing step is MISSING."""
+    if not path:
+        return [doc]
+    step, rest = path[0], path[1:]
+    if step == "*":
+        return [v for item in doc for v in values_at(item, rest)]
+    if not isinstance(doc, dict) or step not in doc:
+        return ["MISSING"]
+    return values_at(doc[step], rest)
+
+
+@pytest.mark.parametrize("path", OVERLAYS)
+def test_every_field_the_apiserver_defaults_is_set(path: str) -> None:
+    docs = render(path)
+    seen = set()
+    for doc in docs:
+        for field in APISERVER_DEFAULTS.get(doc["kind"], []):
+            values = values_at(doc, field)
+            assert values and "MISSING" not in values, (doc["kind"], doc["metadata"]["name"], field)
+            seen.add(doc["kind"])
+    assert {"ValidatingAdmissionPolicy", "PodDisruptionBudget", "Service"} <= seen
 
 
 def test_install_yaml_is_the_rendered_install(base: list[dict[str, Any]]) -> None:
@@ -246,7 +333,13 @@ def test_the_image_is_set_in_one_place_for_the_install_and_every_overlay(
     kustomization.write_text(
         text.replace("newName: snapshot-webhook\n", "newName: registry.example.com/sw\n")
     )
-    for path in ("", "overlays/cert-manager", "overlays/provided-certificate", "overlays/critical"):
+    for path in (
+        "",
+        "overlays/cert-manager",
+        "overlays/provided-certificate",
+        "overlays/critical",
+        "overlays/static-configuration",
+    ):
         docs = render(str(copy / path))
         assert container(docs)["image"] == "registry.example.com/sw:0.1.0", path
 
@@ -291,10 +384,11 @@ def test_cert_manager_overlay_issues_from_a_ca_not_a_self_signed_leaf() -> None:
     volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
     secret = next(v["secret"]["secretName"] for v in volumes if "secret" in v)
     assert certificate["spec"]["secretName"] == secret
-    annotations = one(docs, "ValidatingWebhookConfiguration")["metadata"]["annotations"]
-    namespace = certificate["metadata"]["namespace"]
-    name = certificate["metadata"]["name"]
-    assert annotations["cert-manager.io/inject-ca-from"] == f"{namespace}/{name}"
+    # a Certificate issued by a CA Issuer has ca.crt in its Secret: the CA registered
+    settings = settings_from(build_parser().parse_args(container(docs)["args"]))
+    assert settings.register_webhook and settings.ca_bundle_file is not None
+    assert settings.ca_bundle_file.name == "ca.crt"
+    assert "ValidatingWebhookConfiguration" not in {d["kind"] for d in docs}
 
 
 def test_dockerfile_runs_the_console_script_as_non_root() -> None:
@@ -389,7 +483,7 @@ CLAIMS = [
 
 @pytest.mark.parametrize(("obj", "selected"), [c[1:] for c in CLAIMS], ids=[c[0] for c in CLAIMS])
 def test_match_conditions_are_valid_cel_selecting_exactly_restores(
-    base: list[dict[str, Any]], obj: dict[str, Any], selected: bool
+    declared: dict[str, Any], obj: dict[str, Any], selected: bool
 ) -> None:
     import celpy
 
@@ -398,7 +492,7 @@ def test_match_conditions_are_valid_cel_selecting_exactly_restores(
     from webhook.records import snapshot_source
 
     (hook,) = [
-        h for h in one(base, "ValidatingWebhookConfiguration")["webhooks"] if "matchConditions" in h
+        h for h in declared["webhooks"] if h["rules"][0]["resources"] == ["persistentvolumeclaims"]
     ]
     environment = celpy.Environment()
     for condition in hook["matchConditions"]:
@@ -429,12 +523,12 @@ def readme_patches(what: str) -> list[str]:
     ],
 )
 def test_readme_patches_cover_every_webhook_entry(
-    base: list[dict[str, Any]], tmp_path: Path, what: str, check: Any
+    declared: dict[str, Any], tmp_path: Path, what: str, check: Any
 ) -> None:
     """Run the README's commands as a shell would, against the rendered
     configuration with `kubectl patch --local`: no entry is left out."""
     config = tmp_path / "webhook.json"
-    config.write_text(json.dumps(one(base, "ValidatingWebhookConfiguration")))
+    config.write_text(json.dumps(declared))
     (tmp_path / "ca-bundle.txt").write_text(certs.ca_bundle(certs.ensure(tmp_path, ["x"])))
     for line in readme_patches(what):
         script = (

@@ -13,6 +13,8 @@ import yaml
 from builders import review, snapshot_class
 from serving import JSON_HEADERS, ROOT, Server, cli, running_server
 
+from webhook import __version__
+
 MAX_BODY = 65536
 REVIEWS = sorted((ROOT / "examples" / "reviews").glob("*.json"))
 EXPECTED = yaml.safe_load((ROOT / "examples" / "reviews" / "expected.yaml").read_text())
@@ -33,6 +35,11 @@ def client(server: Server) -> Iterator[httpx.Client]:
 
 def post(client: httpx.Client, body: object, path: str = "/validate") -> httpx.Response:
     return client.post(path, content=json.dumps(body), headers=JSON_HEADERS)
+
+
+def test_the_version_is_in_the_first_log_line(server: Server) -> None:
+    first = server.log_records()[0]
+    assert first["message"] == f"snapshot-webhook {__version__} starting"
 
 
 def test_health_and_readiness(client: httpx.Client) -> None:
@@ -77,6 +84,7 @@ def test_metrics_count_admissions_state_and_certificate(client: httpx.Client) ->
         'operation="CREATE",verdict="allowed"}' in text
     )
     assert "snapshot_webhook_requests_in_flight 0.0" in text
+    assert f'snapshot_webhook_build_info{{version="{__version__}"}} 1.0' in text
     assert "process_resident_memory_bytes" in text and "python_info" in text
     assert "_created" not in text
     line = next(

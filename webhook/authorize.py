@@ -79,10 +79,16 @@ class AccessReviews:
     timeout: float = 2.0
     max_entries: int = 1024
     clock: Callable[[], float] = time.monotonic
+    count: Callable[[str], None] = lambda result: None  # allowed | denied | failed
     _cache: OrderedDict[Requester, tuple[float, bool]] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, requester: Requester) -> Decision:
+        decision = self._decide(requester)
+        self.count("failed" if decision.error else "allowed" if decision.allowed else "denied")
+        return decision
+
+    def _decide(self, requester: Requester) -> Decision:
         now = self.clock()
         with self._lock:
             cached = self._cache.get(requester)

@@ -49,6 +49,7 @@ class CertificateManager:
     clock: Callable[[], datetime.datetime] = _now
     timeout: tuple[float, float] = (5.0, 10.0)
     _missing: set[str] = field(default_factory=set)  # configurations said to be absent
+    current: ManagedPair | None = None  # the pair of the last successful round
 
     @property
     def secret_path(self) -> str:
@@ -174,6 +175,7 @@ class CertificateManager:
         """One round: the Secret, then the configurations. Blocking."""
         pair = self.ensure_secret()
         self.inject(pair.ca_bundle_b64)
+        self.current = pair
         return pair
 
     def initial(self, deadline_seconds: float, sleep: Callable[[float], None]) -> ManagedPair:

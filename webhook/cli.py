@@ -283,6 +283,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="ValidatingWebhookConfiguration whose caBundle is kept (repeatable; default "
         "snapshot-webhook)",
     )
+    registration = serve.add_argument_group(
+        "registering the webhook (with --kube)",
+        "Once this replica is ready, create the ValidatingWebhookConfiguration (named by "
+        "--webhook-configuration) with the CA it serves with, owned by --webhook-owner so "
+        "that it is deleted with the install, and keep it so. Nothing is registered, so "
+        "nothing is blocked, until a replica can answer.",
+    )
+    registration.add_argument(
+        "--register-webhook", action="store_true", default=None, help="turn this on"
+    )
+    registration.add_argument(
+        "--ca-bundle-file",
+        metavar="PATH",
+        help="the CA to register (PEM), re-read every --certificate-sync-seconds; with "
+        "--manage-certificates, the managed CA is registered instead",
+    )
+    registration.add_argument(
+        "--webhook-owner",
+        metavar="CLUSTERROLE",
+        help="the ClusterRole the configuration is owned by (default snapshot-webhook)",
+    )
+    registration.add_argument(
+        "--failure-policy",
+        choices=["Fail", "Ignore"],
+        help="failurePolicy of every registered entry (default Fail)",
+    )
     for flag, meaning in (
         ("certificate-sync", "how often the Secret and caBundles are checked (default 10)"),
         (
@@ -360,6 +386,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RULE_ID=MODE",
         help="override a rule's mode: deny, warn or off (repeatable)",
     )
+    configuration = commands.add_parser(
+        "webhook-configuration",
+        help="print the ValidatingWebhookConfiguration",
+        description="Print, as YAML, the ValidatingWebhookConfiguration that `serve "
+        "--register-webhook` registers, for installs that declare every object (GitOps). "
+        "Without --ca-bundle-file it has no caBundle: --manage-certificates writes it, or set "
+        "it yourself.",
+    )
+    configuration.add_argument("--service", default="snapshot-webhook", metavar="NAME")
+    configuration.add_argument("--namespace", default="snapshot-webhook", metavar="NS")
+    configuration.add_argument("--name", default="snapshot-webhook", metavar="NAME")
+    configuration.add_argument("--failure-policy", choices=["Fail", "Ignore"], default="Fail")
+    configuration.add_argument(
+        "--ca-bundle-file", metavar="PATH", help="the CA (PEM) to write into every caBundle"
+    )
     commands.add_parser(
         "rules",
         help="print the rule table (Markdown)",
@@ -428,6 +469,9 @@ def _run(args: argparse.Namespace, stdin: IO[bytes] | None) -> int:
 
             print(policies_yaml(list(render(Policy.parse(args.rule)))), end="")
             return EXIT_OK
+        if args.command == "webhook-configuration":
+            print(configuration_yaml(args), end="")
+            return EXIT_OK
         if args.command == "rules":
             from webhook.catalog_doc import rule_table
 
@@ -471,6 +515,33 @@ def policies_yaml(docs: list[dict[str, object]]) -> str:
 
     body = yaml.safe_dump_all(docs, sort_keys=False, width=100)
     return POLICIES_HEADER + body
+
+
+CONFIGURATION_HEADER = (
+    "# The ValidatingWebhookConfiguration, declared. Rendered by `snapshot-webhook\n"
+    "# webhook-configuration`, the same code `serve --register-webhook` registers with;\n"
+    "# edit the code, not this file.\n"
+)
+
+
+def configuration_yaml(args: argparse.Namespace) -> str:
+    import base64
+
+    import yaml
+
+    from webhook.configuration import configuration
+
+    bundle = None
+    if args.ca_bundle_file:
+        bundle = base64.b64encode(Path(args.ca_bundle_file).read_bytes()).decode()
+    rendered = configuration(
+        args.service,
+        args.namespace,
+        name=args.name,
+        failure_policy=args.failure_policy,
+        ca_bundle=bundle,
+    )
+    return CONFIGURATION_HEADER + yaml.safe_dump(rendered, sort_keys=False, width=100)
 
 
 def allow_list(args: argparse.Namespace) -> AllowList:

@@ -42,15 +42,32 @@ def _annotation(raw: dict[str, Any], key: str) -> object:
     return annotations.get(key) if isinstance(annotations, dict) else None
 
 
-def _judged(info: KindInfo, raw: dict[str, Any]) -> list[object]:
-    """The parts of a raw object that rules judge on UPDATE, read without a model."""
+@dataclass(frozen=True)
+class Judged:
+    """What rules judge of an object on UPDATE: top-level fields and annotations.
+    Anything else (finalizers, labels, other annotations, status) never blocks
+    an update; the webhook configuration's matchConditions are rendered from
+    this too, so that the apiserver does not even send such an update."""
+
+    fields: tuple[str, ...]
+    annotations: tuple[str, ...] = ()
+
+
+def judged(info: KindInfo) -> Judged:
     if info.role is Role.CLASS:
         assert info.family is not None
-        default = _annotation(raw, info.family.default_annotation)
-        return [raw.get("driver"), raw.get("parameters"), raw.get("deletionPolicy"), default]
+        return Judged(("driver", "parameters", "deletionPolicy"), (info.family.default_annotation,))
     if info.role is Role.CONTENT:
-        return [raw.get("spec"), _annotation(raw, objects.ALLOW_VOLUME_MODE_CHANGE_ANNOTATION)]
-    return [raw.get("spec")]
+        return Judged(("spec",), (objects.ALLOW_VOLUME_MODE_CHANGE_ANNOTATION,))
+    return Judged(("spec",))
+
+
+def _judged(info: KindInfo, raw: dict[str, Any]) -> list[object]:
+    """The parts of a raw object that rules judge on UPDATE, read without a model."""
+    what = judged(info)
+    return [raw.get(name) for name in what.fields] + [
+        _annotation(raw, key) for key in what.annotations
+    ]
 
 
 class _JudgedMetadata(msgspec.Struct):

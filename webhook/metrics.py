@@ -12,6 +12,7 @@ from prometheus_client import (
     Gauge,
     GCCollector,
     Histogram,
+    Info,
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
@@ -19,6 +20,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from webhook import __version__
 from webhook.admission import Verdict
 from webhook.kinds import KINDS, KindInfo
 
@@ -90,6 +92,11 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+        Info(
+            "snapshot_webhook_build",
+            "The running version (value 1; the version is a label).",
+            registry=self.registry,
+        ).info({"version": __version__})
         # a plain count on the event loop, read at scrape time: no lock per request
         self.in_flight = 0
         Gauge(
@@ -156,6 +163,15 @@ class Metrics:
             "Unexpired claims (Leases) on unique slots at the last sweep.",
             registry=self.registry,
         )
+        self.authorizations = Counter(
+            "snapshot_webhook_authorization_reviews",
+            "Who may allow a volume-mode change, asked (SubjectAccessReview, or its cache), by "
+            "result: allowed, denied, failed (the apiserver could not be asked).",
+            ["result"],
+            registry=self.registry,
+        )
+        for result in ("allowed", "denied", "failed"):
+            self.authorizations.labels(result)
         self._admission_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._finding_children: dict[tuple[str, ...], Any] = {}
         self.cert_not_after = Gauge(
@@ -215,6 +231,9 @@ class Metrics:
 
     def count_watch(self, what: str, info: KindInfo) -> None:
         (self.relists if what == "relist" else self.watch_restarts).labels(info.kind).inc()
+
+    def count_authorization(self, result: str) -> None:
+        self.authorizations.labels(result).inc()
 
     def count_live_get(self, info: KindInfo, result: str) -> None:
         self.live_gets.labels(info.kind, result).inc()

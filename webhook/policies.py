@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.kinds import GROUP, VOLUME, Family
+from webhook.kinds import GROUP, KINDS, VOLUME, Family
 from webhook.rules import BY_ID, Policy
 from webhook.rules.base import Mode
 
@@ -68,6 +68,11 @@ def annotation_valid(family: Family) -> str:
         f"(request.operation == 'UPDATE' && has(oldObject.metadata.annotations) && "
         f"'{key}' in {old_annotations} && {old_annotations}['{key}'] == {annotations}['{key}'])"
     )
+
+
+def _served_versions(api_group: str, resource: str) -> list[str]:
+    (info,) = [i for i in KINDS if (i.api_group, i.plural) == (api_group, resource)]
+    return list(info.versions)
 
 
 @dataclass(frozen=True)
@@ -209,14 +214,21 @@ def _policy(rendered: Rendered) -> dict[str, Any]:
         },
         "spec": {
             "failurePolicy": "Fail",
+            # every field the apiserver would default is set, so that a second
+            # `kubectl apply` finds nothing to change
             "matchConstraints": {
                 "matchPolicy": "Equivalent",
+                "namespaceSelector": {},
+                "objectSelector": {},
                 "resourceRules": [
                     {
                         "apiGroups": [rendered.api_group],
-                        "apiVersions": ["v1"],
+                        # every version served, so a cluster that serves no v1 yet
+                        # (group snapshots before v8.6) is matched too
+                        "apiVersions": _served_versions(rendered.api_group, rendered.resource),
                         "operations": list(rendered.operations),
                         "resources": [rendered.resource],
+                        "scope": "*",
                     }
                 ],
             },

@@ -12,6 +12,7 @@ pod's terminationGracePeriodSeconds.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import logging
 import shutil
@@ -28,7 +29,7 @@ from typing import Any
 
 import uvicorn
 
-from webhook import certs, logs
+from webhook import __version__, certs, logs
 from webhook.app import Edge, create_app, create_probe_app
 from webhook.audit import audit, by_rule
 from webhook.authorize import AccessReviews, AllowList
@@ -41,6 +42,8 @@ from webhook.kubeapi import KubeAPI, api_client, own_namespace
 from webhook.logs import AdmissionLog
 from webhook.metrics import Metrics
 from webhook.protocol import guarded_protocol
+from webhook.registration import Registrar
+from webhook.registration import maintain as maintain_registration
 from webhook.rules import CATALOG, Policy
 from webhook.rules.base import Stage
 from webhook.service import Webhook
@@ -135,7 +138,8 @@ def managed_certificates(
         namespace,
         settings.certificate_secret,
         names,
-        settings.webhook_configurations,
+        # a registered configuration gets its caBundle from the registration
+        () if settings.register_webhook else settings.webhook_configurations,
         Lifetimes(
             ca=datetime.timedelta(seconds=settings.ca_lifetime_seconds),
             serving=datetime.timedelta(seconds=settings.certificate_lifetime_seconds),
@@ -240,8 +244,44 @@ async def maintain_claims(claims: LeaseClaims, webhook: Webhook, readiness: Read
             log.warning("maintaining claims failed: %s", err)
 
 
+def registration(
+    settings: Settings,
+    api: KubeAPI,
+    kubeconfig: str | None,
+    manager: CertificateManager | None,
+    readiness: Readiness,
+) -> Callable[[], Coroutine[None, None, None]]:
+    """The task that registers and keeps the webhook configuration, trusting the
+    managed CA, or the CA in --ca-bundle-file (re-read every round)."""
+    registrar = Registrar(
+        api,
+        settings.webhook_configurations[0],
+        settings.service,
+        settings.namespace or own_namespace(kubeconfig),
+        settings.webhook_owner,
+        settings.failure_policy,
+    )
+    if manager is not None:
+        managed = manager
+
+        def bundle() -> str:
+            assert managed.current is not None  # the first pair is had before serving
+            return managed.current.ca_bundle_b64
+
+    else:
+        assert settings.ca_bundle_file is not None
+        path = settings.ca_bundle_file
+
+        def bundle() -> str:
+            return base64.b64encode(path.read_bytes()).decode()
+
+    interval = settings.certificate_sync_seconds
+    return lambda: maintain_registration(registrar, bundle, readiness, interval)
+
+
 def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServer:
     """Everything `serve` runs, wired together but not started."""
+    log.info("snapshot-webhook %s starting", __version__)
     policy = Policy.parse(settings.rules)
     store = ObjectStore()
     count = store.load(settings.state)
@@ -306,11 +346,14 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
             on_live_get=metrics.count_live_get,
             claims=claims,
             claim_failure=settings.claim_failure,
-            authorizer=AccessReviews(api),  # the cluster's own RBAC decides
+            # the cluster's own RBAC decides
+            authorizer=AccessReviews(api, count=metrics.count_authorization),
         )
         if claims is not None:
             claims.gave_up = webhook.claim_given_up
             background.append(lambda: maintain_claims(claims, webhook, readiness))
+        if settings.register_webhook:
+            background.append(registration(settings, api, kubeconfig, manager, readiness))
         background.append(
             periodic_audit(store.index, policy, metrics, readiness, settings.audit_interval_seconds)
         )

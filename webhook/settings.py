@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     tls_sans: list[str] = Field(default_factory=list)
     certificate_secret: str = "snapshot-webhook-tls"
     webhook_configurations: list[str] = Field(default_factory=lambda: ["snapshot-webhook"])
+    # the server registers its own webhook configuration (cluster mode)
+    register_webhook: bool = False
+    ca_bundle_file: Path | None = None  # the CA to register, when certificates are not managed
+    webhook_owner: str = "snapshot-webhook"  # ClusterRole the configuration is deleted with
+    failure_policy: Literal["Fail", "Ignore"] = "Fail"
     certificate_sync_seconds: float = Field(10.0, gt=0, le=30)
     certificate_start_timeout_seconds: float = Field(60.0, gt=0)
     ca_lifetime_seconds: float = Field(3 * 365 * 86400.0, gt=0)
@@ -96,6 +101,19 @@ class Settings(BaseSettings):
                 "--manage-certificates and --tls-cert-file both say where the serving "
                 "certificate comes from: pass one"
             )
+        if self.register_webhook:
+            if not self.kube:
+                raise ValueError("--register-webhook writes to the cluster: it needs --kube")
+            if not self.manage_certificates and self.ca_bundle_file is None:
+                raise ValueError(
+                    "--register-webhook needs the CA the apiserver is to trust: pass "
+                    "--manage-certificates or --ca-bundle-file"
+                )
+            if len(self.webhook_configurations) != 1:
+                raise ValueError(
+                    "--register-webhook keeps one configuration: pass --webhook-configuration "
+                    f"once (got {self.webhook_configurations})"
+                )
         if self.probe_port and self.probe_port == self.port:
             raise ValueError(f"--probe-port {self.probe_port} is the admission port (--port)")
         if self.kube and self.state:

@@ -1,0 +1,185 @@
+"""The server registers its own ValidatingWebhookConfiguration, and keeps it so.
+
+Installing blocks nothing: the install ships no webhook configuration, so until
+a replica is ready nothing is sent to a webhook that cannot answer (an image
+that cannot be pulled, pods pending). Once a replica serves, with its state
+listed and a CA the configuration will trust, it creates the configuration
+rendered by `webhook.configuration` and keeps it equal to that every
+`interval` seconds. Replicas never fight: a configuration that already says
+what they would write is left alone, a create that loses is AlreadyExists and
+an update that loses is Conflict, and the loser reads again.
+
+Uninstalling leaves nothing behind: the configuration has an ownerReference to
+the install's ClusterRole, so the garbage collector deletes it with the
+install. A replica that finds the ClusterRole gone registers nothing (the
+install is being removed), and a configuration a straggler wrote anyway has an
+owner that does not exist, which the garbage collector deletes too.
+
+A configuration of the same name that an older install declared is taken over
+in place (its entries replaced, the ownerReference added), never duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook.configuration import MANAGED_BY, configuration
+from webhook.health import Readiness
+from webhook.kubeapi import APIStatusError, KubeAPI, status_message
+
+log = logging.getLogger("snapshot_webhook.registration")
+
+CONFIGURATIONS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
+CLUSTER_ROLES = "/apis/rbac.authorization.k8s.io/v1/clusterroles"
+MAX_ATTEMPTS = 8
+
+
+def covers(stored: object, wanted: object) -> bool:
+    """True when `stored` says everything `wanted` says (fields the apiserver
+    adds in later versions do not count as a difference)."""
+    if isinstance(wanted, dict):
+        return isinstance(stored, dict) and all(
+            key in stored and covers(stored[key], value) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(stored, list)
+            and len(stored) == len(wanted)
+            and all(covers(s, w) for s, w in zip(stored, wanted, strict=True))
+        )
+    return stored == wanted
+
+
+@dataclass
+class Registrar:
+    api: KubeAPI
+    name: str  # the ValidatingWebhookConfiguration
+    service: str
+    namespace: str
+    owner: str  # the ClusterRole whose deletion removes the configuration
+    failure_policy: str = "Fail"
+    timeout: tuple[float, float] = (5.0, 10.0)
+    _said: set[str] = field(default_factory=set)
+
+    def _request(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
+        return self.api.request_json(method, path, body, timeout=self.timeout)
+
+    def _once(self, key: str, message: str, *args: object) -> None:
+        if key not in self._said:
+            self._said.add(key)
+            log.warning(message, *args)
+
+    def owner_reference(self) -> dict[str, Any] | None:
+        path = f"{CLUSTER_ROLES}/{self.owner}"
+        status, role = self._request("GET", path)
+        if status == 404:
+            return None
+        if status != 200 or not isinstance(role, dict):
+            raise APIStatusError(status, "get", path, status_message(role))
+        return {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "name": self.owner,
+            "uid": (role.get("metadata") or {}).get("uid"),
+        }
+
+    def wanted(self, bundle: str, owner: dict[str, Any]) -> dict[str, Any]:
+        return configuration(
+            self.service,
+            self.namespace,
+            name=self.name,
+            failure_policy=self.failure_policy,
+            ca_bundle=bundle,
+            owner=owner,
+        )
+
+    def ensure(self, bundle: str) -> str:
+        """Create or update the configuration; says what it did: created,
+        updated, unchanged, or no-owner (nothing registered)."""
+        owner = self.owner_reference()
+        if owner is None:
+            self._once(
+                "owner",
+                "not registering ValidatingWebhookConfiguration %s: its owner, ClusterRole %s, "
+                "does not exist (the install is being removed, or --webhook-owner is wrong)",
+                self.name,
+                self.owner,
+            )
+            return "no-owner"
+        self._said.discard("owner")
+        wanted = self.wanted(bundle, owner)
+        path = f"{CONFIGURATIONS}/{self.name}"
+        for _ in range(MAX_ATTEMPTS):
+            status, current = self._request("GET", path)
+            if status == 404:
+                status, answer = self._request("POST", CONFIGURATIONS, wanted)
+                if status == 201:
+                    log.info("ValidatingWebhookConfiguration %s registered", self.name)
+                    return "created"
+                if status != 409:  # AlreadyExists: another replica created it; read it
+                    raise APIStatusError(status, "create", path, status_message(answer))
+                continue
+            if status != 200 or not isinstance(current, dict):
+                raise APIStatusError(status, "get", path, status_message(current))
+            replaced = _take_over(current, wanted, owner)
+            if replaced is None:
+                return "unchanged"
+            status, answer = self._request("PUT", path, replaced)
+            if status == 200:
+                log.info("ValidatingWebhookConfiguration %s brought up to date", self.name)
+                return "updated"
+            if status != 409:  # Conflict: it changed since it was read; read it again
+                raise APIStatusError(status, "update", path, status_message(answer))
+        raise APIStatusError(409, "update", path, "still conflicting; will retry")
+
+
+def _take_over(
+    current: dict[str, Any], wanted: dict[str, Any], owner: dict[str, Any]
+) -> dict[str, Any] | None:
+    """`current` with the entries, owner and label the registration wants; None
+    when it already has them. Everything else of its metadata is kept."""
+    metadata = current.setdefault("metadata", {})
+    owners = [o for o in metadata.get("ownerReferences") or [] if isinstance(o, dict)]
+    labels = metadata.get("labels") or {}
+    if (
+        covers(current.get("webhooks"), wanted["webhooks"])
+        and owner in owners
+        and covers(labels, MANAGED_BY)
+    ):
+        return None
+    others = [o for o in owners if (o.get("kind"), o.get("name")) != ("ClusterRole", owner["name"])]
+    metadata["ownerReferences"] = [owner, *others]
+    metadata["labels"] = {**labels, **MANAGED_BY}
+    current["webhooks"] = wanted["webhooks"]
+    return current
+
+
+async def maintain(
+    registrar: Registrar,
+    bundle: Callable[[], str],
+    readiness: Readiness,
+    interval: float,
+) -> None:
+    """Register as soon as this replica is ready, then keep the configuration
+    so every `interval` seconds. Never while draining or not ready: a replica
+    that cannot answer does not invite the apiserver to call it."""
+    delay = 0.5  # until this replica is ready: look often
+    while True:
+        await asyncio.sleep(delay)
+        if readiness.problems():
+            delay = 0.5
+            continue
+        try:
+            await asyncio.to_thread(registrar.ensure, bundle())
+        except Exception as err:  # the next round tries again
+            log.warning(
+                "registering ValidatingWebhookConfiguration %s failed (%s); retrying in %.0fs",
+                registrar.name,
+                err,
+                interval,
+            )
+        delay = interval
