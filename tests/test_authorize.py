@@ -68,6 +68,41 @@ def test_the_rule_flags_only_setting_the_annotation(
     assert (RULE in [f.rule_id for f in verdict.findings if f.denies]) is flagged
 
 
+def deleting(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object with a deletionTimestamp, still held by its bound-protection finalizer."""
+    held = changed(obj, **{"metadata.deletionTimestamp": "2026-11-21T12:00:00Z"})
+    held["metadata"]["finalizers"] = [
+        "snapshot.storage.kubernetes.io/volumesnapshotcontent-bound-protection"
+    ]
+    return held
+
+
+def test_who_may_set_the_annotation_does_not_depend_on_the_lifecycle(state: StateIndex) -> None:
+    """A content being deleted, still bound: adding the annotation is judged as on
+    a live content, and an unauthorized user is denied."""
+    body = as_user(review(deleting(MARKED), operation="UPDATE", old=deleting(PLAIN)), ALICE)
+    denied = verdict_for(state, body)
+    assert not denied.allowed and denied.message.startswith(f"{RULE}: ")
+    assert verdict_for(
+        state, as_user(review(deleting(MARKED), operation="UPDATE", old=deleting(PLAIN)), ADMIN)
+    ).allowed
+    # removing a finalizer of a deleting content that already has it: never asked
+    unheld = deleting(MARKED)
+    unheld["metadata"]["finalizers"] = []
+    assert verdict_for(
+        state, as_user(review(unheld, operation="UPDATE", old=deleting(MARKED)), ALICE)
+    ).allowed
+
+
+def test_the_audit_does_not_report_who_set_the_annotation(state: StateIndex) -> None:
+    from builders import add
+
+    from webhook.audit import audit
+
+    add(state, MARKED)
+    assert RULE not in {f.rule_id for f in audit(state, Policy())}
+
+
 def test_the_allow_list_decides_offline_and_the_denial_names_everything(
     state: StateIndex,
 ) -> None:

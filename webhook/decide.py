@@ -7,8 +7,10 @@ Order of business:
    answer is code 400 naming the field.
 3. An UPDATE that leaves the judged fields unchanged is allowed: that is how
    finalizers are removed and labels edited.
-4. Transition rules (UPDATE) always deny; one-object rules run on the new
-   object; cross-object rules consult the state, except for a deleting object.
+4. Transition rules (UPDATE) always deny; authorization rules (who may make
+   a change) run on every object, a deleting one too; one-object rules run on
+   the new object; cross-object rules consult the state, except for a
+   deleting object.
    On UPDATE, a one-object or cross-object rule the old object already broke
    only warns (ratcheting), so a fix never has to wait for an unrelated one.
 5. Every finding is collected; the verdict denies when any finding denies.
@@ -200,13 +202,20 @@ def evaluate(
             for p in check(family, old, new):
                 findings.append(Finding(rule_id, p.path, p.message, deny and not p.soft))
 
+    # Cross-object rules skip an object being deleted: it is on its way out, and
+    # no binding or default it takes can outlive it. Who may make a change does
+    # not depend on the object's lifecycle: authorization rules always run.
     cross = () if new.deleting else plan.cross
-    if not cross and not plan.object:
+    if not cross and not plan.object and not plan.authorization:
         return findings
     record = subject_record(info, new)
     view = state.family(family)
+    old_record = subject_record(info, old) if old is not None else None
+    now = CrossContext(family, operation, record, old_record, view, state)
+    for rule_id, check, deny in plan.authorization:
+        for p in check(now):
+            findings.append(Finding(rule_id, p.path, p.message, deny and not p.soft))
     if old is None:  # CREATE: every finding stands as found
-        now = CrossContext(family, operation, record, None, view, state)
         for rule_id, check, deny in plan.object:
             for p in check(family, new):
                 findings.append(Finding(rule_id, p.path, p.message, deny and not p.soft))
@@ -215,8 +224,7 @@ def evaluate(
                 findings.append(Finding(rule_id, p.path, p.message, deny and not p.soft))
         return findings
 
-    old_record = subject_record(info, old)
-    now = CrossContext(family, operation, record, old_record, view, state)
+    assert old_record is not None
     # The old object judged under the same operation, so that clauses a rule
     # applies on CREATE only never speak for it.
     before = CrossContext(family, operation, old_record, old_record, view, state)

@@ -54,6 +54,7 @@ class Plan:
     transition: tuple[Step, ...]
     object: tuple[Step, ...]
     cross: tuple[Step, ...]
+    authorization: tuple[Step, ...]
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,12 @@ class Policy:
                         for rule in rules_for(family, role, stage)
                         if self.mode(rule) is not Mode.OFF
                     )
-                    for stage in (Stage.TRANSITION, Stage.OBJECT, Stage.CROSS)
+                    for stage in (
+                        Stage.TRANSITION,
+                        Stage.OBJECT,
+                        Stage.CROSS,
+                        Stage.AUTHORIZATION,
+                    )
                 )
             )
         return found

@@ -36,6 +36,11 @@ class Stage(enum.Enum):
     OBJECT = "one-object"
     TRANSITION = "transition"
     CROSS = "cross-object"
+    # Who may make a change. Judged on every CREATE and UPDATE that makes it,
+    # whatever the object's lifecycle (an object being deleted included), never
+    # ratcheted (the rule itself compares old and new), never audited (who set
+    # what, once, is not in the stored object).
+    AUTHORIZATION = "authorization"
 
 
 class Operation(enum.StrEnum):

@@ -340,7 +340,7 @@ RULES: list[Rule[Any]] = [
     *define(
         VOLUME_MODE_CHANGE_RULE,
         Role.CONTENT,
-        Stage.CROSS,
+        Stage.AUTHORIZATION,
         volume_mode_change_authorized,
         "only an authorized user sets the allow-volume-mode-change annotation",
         families=[VOLUME],
