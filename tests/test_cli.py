@@ -85,7 +85,7 @@ def test_review_of_an_unreadable_object_answers_400_and_exits_2(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
-        (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionRev', "invalid JSON"),
+        (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionRev', "body is not valid JSON"),
         (
             b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}',
             "request.uid must be a non-empty string",

@@ -282,3 +282,30 @@ def test_readme_curl_examples_give_the_documented_answers(tmp_path: Path) -> Non
                 "/validate", content=(ROOT / data).read_bytes(), headers=JSON_HEADERS
             )
             assert answer.text == documented
+
+
+@pytest.mark.parametrize("where", ["managedFields", "parameters"])
+def test_one_body_gets_one_answer_from_the_server_and_from_review(
+    client: httpx.Client, tmp_path: Path, where: str
+) -> None:
+    """A number out of range: skipped unread in managedFields, refused where it
+    is read; `review` reads a file exactly as the server reads a body."""
+    obj = snapshot_class("huge", driver="huge.csi.example.com")
+    if where == "managedFields":
+        obj["metadata"]["managedFields"][0]["fieldsV1"] = {"f:n": "NUMBER"}
+    else:
+        obj["parameters"] = {"n": "NUMBER"}
+    text = json.dumps(review(obj)).replace('"NUMBER"', "1e400")
+    served = client.post("/validate", content=text, headers=JSON_HEADERS)
+    path = tmp_path / "huge.json"
+    path.write_text(text)
+    offline = cli("review", str(path))
+    assert served.status_code == 200
+    assert json.loads(offline.stdout) == served.json()
+    answer = served.json()["response"]
+    if where == "managedFields":  # never read, as the apiserver's own decoder skips it
+        assert answer["allowed"] is True
+    else:
+        assert (answer["allowed"], answer["status"]["code"]) == (False, 400)
+        assert answer["status"]["message"].startswith("request.object does not read as JSON")
+        assert offline.returncode == 2

@@ -23,7 +23,7 @@ import orjson
 from webhook.objects import Model
 from webhook.reading import UnreadableObjectError, decoder, read
 from webhook.rules.base import Finding
-from webhook.values import fit, show, type_name
+from webhook.values import MAX_DEPTH, fit, json_too_deep, show, type_name
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 MAX_WARNING_CHARS = 255  # the apiserver drops longer warnings; keep each under 256
@@ -120,6 +120,18 @@ def read_review_json(body: bytes) -> Review:
             if wire.kind == "AdmissionReview" and wire.api_version in API_VERSIONS and request.uid:
                 return Review(wire.api_version, request.uid, request)
     return read_review(orjson.loads(body))
+
+
+def review_from_bytes(body: bytes) -> Review:
+    """The one reader of an AdmissionReview body, for the server and `review`
+    alike, so that one body gets one answer: the nesting limit, then JSON,
+    then the envelope. Raises BadReviewError naming what is wrong."""
+    if json_too_deep(body):
+        raise BadReviewError(f"body is nested deeper than {MAX_DEPTH} levels")
+    try:
+        return read_review_json(body)
+    except orjson.JSONDecodeError as err:
+        raise BadReviewError(f"body is not valid JSON: {err}") from None
 
 
 def _is_utf8(body: bytes) -> bool:

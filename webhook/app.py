@@ -21,12 +21,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webhook import __version__
-from webhook.admission import BadReviewError, read_review_json, response
+from webhook.admission import BadReviewError, response, review_from_bytes
 from webhook.health import Readiness
 from webhook.logs import AdmissionLog
 from webhook.metrics import Metrics, verdict_label
 from webhook.service import Webhook
-from webhook.values import MAX_DEPTH, json_too_deep, show
+from webhook.values import show
 
 ADMISSION_PATHS = ("/validate", "/volumesnapshot", "/volumegroupsnapshot")
 JSON = "application/json"
@@ -166,12 +166,8 @@ class AdmissionEndpoint:
 
     async def _judge(self, body: bytes) -> tuple[int, bytes]:
         started = time.perf_counter()
-        if json_too_deep(body):
-            return self._refuse(400, f"body is nested deeper than {MAX_DEPTH} levels")
         try:
-            review = read_review_json(body)
-        except orjson.JSONDecodeError as err:
-            return self._refuse(400, f"body is not valid JSON: {err}")
+            review = review_from_bytes(body)
         except BadReviewError as err:
             return self._refuse(400, str(err))
         verdict = await self.webhook.judge_live(review)

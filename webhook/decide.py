@@ -169,9 +169,12 @@ def subject_record(info: KindInfo, obj: objects.KubeObject) -> Record:
 
 
 def judge(subject: Subject, state: StateView, policy: Policy) -> Verdict:
-    findings = list(
-        evaluate(subject.info, subject.operation, subject.new, subject.old, state, policy)
-    )
+    try:
+        findings = list(
+            evaluate(subject.info, subject.operation, subject.new, subject.old, state, policy)
+        )
+    except TooDeepError as err:  # the caller's input, never an internal error
+        return errored(400, f"request.object: {err}")
     if any(f.denies for f in findings):
         return denied(findings)
     return allowed(findings)

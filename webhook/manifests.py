@@ -18,7 +18,7 @@ from typing import IO, Any
 import orjson
 import yaml
 
-from webhook.values import MAX_DEPTH, type_name
+from webhook.values import MAX_DEPTH, json_too_deep, type_name
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any real manifest; stops a runaway read
 # libyaml's C composer recurses without a bound and crashes the process on deep
@@ -92,6 +92,9 @@ def read_bytes(name: str, stdin: IO[bytes] | None = None) -> bytes:
 def parse_documents(name: str, data: bytes) -> list[object]:
     """Every document in a file: one JSON value, or a YAML stream."""
     if name.endswith(".json"):
+        # the same limit as YAML and as a review body: one reader, one limit
+        if json_too_deep(data):
+            raise ManifestError(f"{name}: nested deeper than {MAX_DEPTH} levels")
         try:
             return [orjson.loads(data)]
         except orjson.JSONDecodeError as err:
@@ -120,6 +123,11 @@ def _check_depth(name: str, data: bytes) -> None:
             open_sizes.append((event.anchor, 0))
         elif isinstance(event, yaml.CollectionEndEvent | yaml.ScalarEvent | yaml.AliasEvent):
             if isinstance(event, yaml.AliasEvent):
+                if any(anchor == event.anchor for anchor, _ in open_sizes):
+                    raise ManifestError(
+                        f"{name}: recursive alias *{event.anchor}: it refers to a collection "
+                        "that contains it, which no Kubernetes object can"
+                    )
                 nodes = sizes.get(event.anchor or "", 1)
                 through_aliases += nodes
                 if through_aliases > max(MAX_ALIAS_NODES, literal):

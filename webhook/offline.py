@@ -14,10 +14,11 @@ from webhook.admission import (
     AdmissionRequest,
     BadReviewError,
     GroupVersionKind,
+    Review,
     Verdict,
     errored,
-    read_review,
     response,
+    review_from_bytes,
 )
 from webhook.audit import audit, by_rule
 from webhook.authorize import AllowList, Authorizer, Requester, needs_authorization, settle
@@ -29,29 +30,28 @@ from webhook.rules import Policy
 from webhook.service import Webhook
 from webhook.state.fixtures import ObjectStore, with_namespace
 from webhook.state.kube import ClusterState, WatchSettings
-from webhook.values import MAX_DEPTH, json_too_deep
 
 EXIT_OK, EXIT_DENIED, EXIT_UNREADABLE = 0, 1, 2
 DEFAULT_ALLOW_LIST = AllowList()
 NOBODY = Requester("")  # manifests checked with no --as
 
 
-def _json_values(label: str, data: bytes) -> Iterator[object]:
-    """One JSON document, or JSON Lines (one document per line)."""
-    if json_too_deep(data):
-        raise ManifestError(f"{label}: nested deeper than {MAX_DEPTH} levels")
+def _reviews(label: str, data: bytes) -> Iterator[Review | BadReviewError]:
+    """The reviews in a file, each read as the server reads a body: one JSON
+    document, or JSON Lines (one document per line)."""
     try:
-        yield orjson.loads(data)
+        yield review_from_bytes(data)
         return
-    except orjson.JSONDecodeError as whole_error:
+    except BadReviewError as whole_error:
         lines = [(n, line) for n, line in enumerate(data.splitlines(), 1) if line.strip()]
-        if len(lines) < 2:
-            raise ManifestError(f"{label}: invalid JSON: {whole_error}") from None
+        if len(lines) < 2 or not str(whole_error).startswith("body is not valid JSON"):
+            yield BadReviewError(f"{label}: {whole_error}")
+            return
     for number, line in lines:
         try:
-            yield orjson.loads(line)
-        except orjson.JSONDecodeError as err:
-            raise ManifestError(f"{label}:{number}: invalid JSON: {err}") from None
+            yield review_from_bytes(line)
+        except BadReviewError as err:
+            yield BadReviewError(f"{label}:{number}: {err}")
 
 
 def run_review(
@@ -76,16 +76,14 @@ def run_review(
     for name in names:
         label = "<stdin>" if name == "-" else name
         try:
-            values = list(_json_values(label, read_bytes(name, stdin)))
+            data = read_bytes(name, stdin)
         except ManifestError as err:
             print(f"snapshot-webhook review: {err}", file=sys.stderr)
             status = EXIT_UNREADABLE
             continue
-        for body in values:
-            try:
-                review = read_review(body)
-            except BadReviewError as err:
-                print(f"snapshot-webhook review: {label}: {err}", file=sys.stderr)
+        for review in _reviews(label, data):
+            if isinstance(review, BadReviewError):
+                print(f"snapshot-webhook review: {review}", file=sys.stderr)
                 status = EXIT_UNREADABLE
                 continue
             verdict = webhook.judge(review)

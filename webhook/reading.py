@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from webhook import objects
 from webhook.kinds import KindInfo
 from webhook.twins import twin
-from webhook.values import TooDeepError, show, type_name
+from webhook.values import TooDeepError, json_too_deep, show, type_name
 
 V = TypeVar("V", bound=msgspec.Struct)
 
@@ -47,13 +47,17 @@ def decoder(view: type[V]) -> msgspec.json.Decoder[V]:
     return msgspec.json.Decoder(view)
 
 
-def value_of(raw: object) -> object:
+def value_of(raw: object, path: str = "the value") -> object:
     """A decoded value: raw JSON bytes decoded, anything else as it is."""
     if isinstance(raw, msgspec.Raw | bytes):
         try:
             return orjson.loads(bytes(raw))
-        except orjson.JSONDecodeError:  # raw JSON here was read once: only depth fails
-            raise TooDeepError from None
+        except orjson.JSONDecodeError as err:
+            # raw JSON here was scanned once already: what fails now is its depth,
+            # or a value no decoder holds (a number out of range, 1e400)
+            if json_too_deep(bytes(raw)):
+                raise TooDeepError(path) from None
+            raise UnreadableObjectError(f"{path} does not read as JSON: {err}") from None
     return raw
 
 
@@ -72,7 +76,7 @@ def read(view: type[V], raw: object, path: str) -> V:
     except RecursionError:  # msgspec's own bound, far past any real object
         raise TooDeepError(path) from None
     try:
-        twin(view).model_validate(value_of(raw))
+        twin(view).model_validate(value_of(raw, path))
     except ValidationError as err:
         raise UnreadableObjectError(describe(err, path)) from None
     # the twin accepts what msgspec refused: never seen (a test keeps it so),
@@ -88,7 +92,7 @@ def parse_object(info: KindInfo, raw: object, path: str) -> objects.KubeObject:
         except RecursionError:
             raise TooDeepError(path) from None
         except msgspec.DecodeError:
-            raw = value_of(raw)  # the slow path names the fault, in the words below
+            raw = value_of(raw, path)  # the slow path names the fault, in the words below
         else:
             if obj.kind is not None and obj.kind != info.kind:
                 raise UnreadableObjectError(

@@ -79,6 +79,7 @@ _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"{}[]")
 _NOT_BRACKETS_OR_QUOTES = bytes(c for c in range(256) if c not in b'{}[]"')
 _STRING = re.compile(rb'"[^"]*"')
 _OPENINGS = re.compile(rb"[\[{]+")
+_EMPTY_PAIR = re.compile(rb"\{\}|\[\]")
 
 
 def _brackets_outside_strings(raw: bytes) -> bytes:
@@ -108,7 +109,9 @@ def json_too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
     if len(brackets) <= limit:  # the rest were inside strings (JSON in an annotation)
         return False
     for level in range(limit + 1):
-        shallower = brackets.replace(b"{}", b"").replace(b"[]", b"")
+        # one level at a time: the empty pairs of this text only (a pass that
+        # removed `{}` and then `[]` would peel `[{}]` two levels at once)
+        shallower = _EMPTY_PAIR.sub(b"", brackets)
         if shallower == brackets:
             # nothing left to peel: what remains is unclosed (not JSON, which
             # orjson says next), deep only if a run of openings makes it so
@@ -164,7 +167,9 @@ def cel_equal(a: object, b: object) -> bool:
             keys = {k for k, v in left.items() if v is not None}
             if keys != {k for k, v in right.items() if v is not None}:
                 return False
-            stack.extend((left[k], right[k], depth + 1) for k in keys)
+            # in the map's own order, never the set's: which difference (or which
+            # too-deep branch) is met first must not depend on the hash seed
+            stack.extend((left[k], right[k], depth + 1) for k in left if k in keys)
         elif isinstance(left, list | tuple) and isinstance(right, list | tuple):
             if len(left) != len(right):
                 return False
