@@ -194,10 +194,19 @@ def test_a_driver_named_only_by_a_group_class_is_a_csi_driver(state: StateIndex)
     assert denied_ids(verdict) == {"restore.driver-match"}
 
 
-def test_the_in_tree_warning_keeps_its_explanation_whole(state: StateIndex) -> None:
+def test_the_in_tree_warning_keeps_names_whole_and_drops_a_clause_instead(
+    state: StateIndex,
+) -> None:
+    """Names are never shortened: with the longest names the warning loses its
+    least useful clauses; with ordinary ones it says everything."""
     long_name = "gp2-intree-" + "x" * 52  # 63 characters, the longest a name may be
-    add(state, storage_class(long_name, provisioner="kubernetes.io/aws-ebs-" + "y" * 40))
+    provisioner = "kubernetes.io/aws-ebs-" + "y" * 40
+    add(state, storage_class(long_name, provisioner=provisioner))
     verdict = judge(state, review(claim("restored", snapshot=SNAP, storage_class=long_name)))
     (warning,) = verdict.warnings
     assert len(warning) <= 255
-    assert "(maybe a migrated in-tree name); the snapshot was taken by" in warning
+    assert f'"{long_name}"' in warning and f'"{provisioner}"' in warning
+    assert warning.startswith("restore.driver-match: ") and warning.endswith(" ...")
+    add(state, storage_class("gp2", provisioner="kubernetes.io/aws-ebs"))
+    (whole,) = judge(state, review(claim("restored", snapshot=SNAP, storage_class="gp2"))).warnings
+    assert "(maybe a migrated in-tree name); the snapshot was taken by" in whole

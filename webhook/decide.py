@@ -236,14 +236,16 @@ def evaluate(
         (cross, (now,), (before,)),
     ):
         for rule_id, check, deny in steps:
-            found = [Finding(rule_id, p.path, p.message, deny and not p.soft) for p in check(*args)]
+            problems = list(check(*args))
+            found = [Finding(rule_id, p.path, p.message, deny and not p.soft) for p in problems]
             if any(f.denies for f in found):
                 # Ratchet per problem: a denial the old object, as it stood, already
-                # had (same rule, same path, same values) only warns.
-                already = {(p.path, p.message) for p in check(*was_args) if deny and not p.soft}
+                # had (same rule, same path, same values as CEL compares them)
+                # only warns.
+                already = [p for p in check(*was_args) if not p.soft]
                 found = [
-                    _as_warning(f) if f.denies and (f.path, f.message) in already else f
-                    for f in found
+                    _as_warning(f) if f.denies and any(p.same_as(q) for q in already) else f
+                    for f, p in zip(found, problems, strict=True)
                 ]
             findings += found
     return findings

@@ -229,9 +229,36 @@ def _scalar(value: object) -> str:
         return orjson.dumps(str(value)).decode()
 
 
+def show_pair(was: object, now: object, limit: int = MAX_VALUE_CHARS) -> tuple[str, str]:
+    """Two values as they read side by side: as `show` writes them, except that
+    two different values never read the same. When cutting both at `limit`
+    would hide their difference, each is shown around the first place they
+    differ."""
+    a, b = show(was, limit), show(now, limit)
+    if a != b or was is None or now is None or cel_equal(was, now):
+        return a, b
+    wide = 64 * limit  # bounded: the difference of two cut texts is sought this far
+    full_a, full_b = show(was, wide), show(now, wide)
+    at = next(
+        (n for n, (x, y) in enumerate(zip(full_a, full_b, strict=False)) if x != y),
+        min(len(full_a), len(full_b)),
+    )
+    start = max(0, at - limit // 3)
+    size = limit - 6
+
+    def window(text: str) -> str:
+        part = text[start : start + size]
+        return ("..." if start else "") + part + ("..." if start + size < len(text) else "")
+
+    return window(full_a), window(full_b)
+
+
 def map_changes(old: Mapping[Any, Any] | None, new: Mapping[Any, Any] | None) -> str:
-    """The keys that changed, were added or were removed, with their values."""
-    old, new = old or {}, new or {}
+    """The keys that changed, were added or were removed, with their values; an
+    absent map and an empty one are different values, and say so."""
+    if old is None or new is None or not (old or new):
+        shown_old, shown_new = show_pair(old, new)
+        return f"was {shown_old}, now {shown_new}"
     said = []
     for key in sorted(set(old) | set(new), key=str):
         was, now = old.get(key), new.get(key)
@@ -242,26 +269,89 @@ def map_changes(old: Mapping[Any, Any] | None, new: Mapping[Any, Any] | None) ->
         elif now is None:
             said.append(f"{key} removed (was {show(was)})")
         else:
-            said.append(f"{key} changed from {show(was)} to {show(now)}")
-    return ", ".join(said)
+            shown_was, shown_now = show_pair(was, now)
+            said.append(f"{key} changed from {shown_was} to {shown_now}")
+    return ", ".join(said) or f"was {show(old)}, now {show(new)}"
+
+
+# What names a Kubernetes object or a user, never shortened in a message: names,
+# namespaces and uids (at most 253 characters), drivers, label keys, user names.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._:@/+-]{0,314}[A-Za-z0-9])?")
+_CLAUSE_BREAKS = re.compile(r"(: |; |, | but | which | that )")
 
 
 def fit(text: str, limit: int) -> str:
-    """`text` within `limit` characters, shortening its longest quoted values (keeping
-    their ends) before cutting anything else, so that the sentence around them
-    survives."""
+    """`text` within `limit` characters. Free-form quoted values are shortened
+    first, longest first, keeping both ends and never so that two different
+    values read the same; a name, namespace, uid or user is never shortened.
+    What is still too long loses its last clauses (`...` says so), never a
+    quoted value's middle."""
     while len(text) > limit:
-        quoted = [(m.end() - m.start(), m.start(), m.end()) for m in _QUOTED.finditer(text)]
-        longest = max(quoted, default=None)
-        if longest is None or longest[0] <= 14:
+        spans = [(m.start(), m.end()) for m in _QUOTED.finditer(text)]
+        inners = [text[start + 1 : end - 1] for start, end in spans]
+        candidates = sorted(
+            (
+                (end - start, start, end)
+                for (start, end), inner in zip(spans, inners, strict=True)
+                if end - start > 16 and not _IDENTIFIER.fullmatch(inner)
+            ),
+            reverse=True,
+        )
+        for size, start, end in candidates:
+            inner = text[start + 1 : end - 1]
+            inner_size = max(14, size - (len(text) - limit)) - 2
+            head = (inner_size - 3) // 2
+            tail = inner_size - 3 - head
+            short = f"{inner[:head]}...{inner[len(inner) - tail :]}"
+            if any(
+                other != inner and other.endswith(short[-tail:]) and other.startswith(short[:head])
+                for other in inners
+            ):
+                continue  # it would read like another value
+            text = f'{text[:start]}"{short}"{text[end:]}'
+            break
+        else:
+            return _drop_clauses(text, limit, spans)
+    return text
+
+
+def _drop_clauses(text: str, limit: int, quoted: list[tuple[int, int]]) -> str:
+    """`text` made to fit by what says least: first its asides in parentheses,
+    then its last clauses (cut at a clause break outside every quoted value,
+    after the first one, so the subject stays). Only a text whose first clause
+    alone is too long (a name near its 253-character maximum) has its longest
+    quoted value shortened, keeping both ends."""
+    outside = [m for m in _ASIDE.finditer(text) if not any(s < m.start() < e for s, e in quoted)]
+    if outside:
+        for m in reversed(outside):
+            text = text[: m.start()] + text[m.end() :]
+        if len(text) <= limit:
+            return text
+        quoted = [(m.start(), m.end()) for m in _QUOTED.finditer(text)]
+    first_end = quoted[0][1] if quoted else 0
+    breaks = [
+        m.start()
+        for m in _CLAUSE_BREAKS.finditer(text)
+        if first_end <= m.start() <= limit - 4 and not any(s < m.start() < e for s, e in quoted)
+    ]
+    if breaks:
+        return text[: breaks[-1]] + " ..."
+    while len(text) > limit:  # last resort
+        longest = max(((e - s, s, e) for s, e in _quoted_spans(text)), default=None)
+        if longest is None or longest[0] <= 16:
             return text[: limit - 3] + "..."
         size, start, end = longest
-        inner_size = max(14, size - (len(text) - limit)) - 2  # quotes stay
+        inner = text[start + 1 : end - 1]
+        inner_size = max(14, size - (len(text) - limit)) - 2
         head = (inner_size - 3) // 2
         tail = inner_size - 3 - head
-        inner = text[start + 1 : end - 1]
         text = f'{text[:start]}"{inner[:head]}...{inner[len(inner) - tail :]}"{text[end:]}'
     return text
 
 
+def _quoted_spans(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in _QUOTED.finditer(text)]
+
+
+_ASIDE = re.compile(r" \([^()\"]*\)")
 _QUOTED = re.compile(r'"[^"]*"')

@@ -21,7 +21,7 @@ import msgspec
 from webhook.kinds import FAMILIES, Family, Role
 from webhook.records import Record
 from webhook.state.view import FamilyView, VolumeView
-from webhook.values import cel_equal, map_changes, show, wire_names
+from webhook.values import cel_equal, map_changes, show, show_pair, wire_names
 
 __all__ = ["show"]  # rules format values with it
 
@@ -49,11 +49,23 @@ class Operation(enum.StrEnum):
 
 
 class Problem(msgspec.Struct, frozen=True, gc=False):
-    """One thing wrong, as a rule sees it. `soft` problems only ever warn."""
+    """One thing wrong, as a rule sees it. `soft` problems only ever warn.
+
+    A problem is identified (for ratcheting) by its rule, its path and `key`,
+    the values it is about compared as CEL compares them; a rule that sets no
+    key is identified by its message, which names those values."""
 
     path: str
     message: str
     soft: bool = False
+    key: object = None
+
+    def same_as(self, other: Problem) -> bool:
+        if self.path != other.path:
+            return False
+        if self.key is None and other.key is None:
+            return self.message == other.message
+        return cel_equal(self.key, other.key)
 
 
 class Finding(msgspec.Struct, frozen=True, gc=False):
@@ -169,8 +181,9 @@ def immutable(path: str, old: object, new: object) -> Iterator[Problem]:
             said = map_changes(was, now)
             yield Problem(field_path, f"{field_path} is immutable: {said}")
         else:
+            shown_was, shown_now = show_pair(was, now)
             yield Problem(
-                field_path, f"{field_path} is immutable: was {show(was)}, now {show(now)}"
+                field_path, f"{field_path} is immutable: was {shown_was}, now {shown_now}"
             )
 
 
@@ -192,15 +205,22 @@ def exactly_one(parent: str, parent_present: bool, options: Sequence[Option]) ->
     """Exactly one of `options` (field, value, validator) is present and valid."""
     paths = " and ".join(f"{parent}.{field}" for field, _, _ in options)
     present = [(field, value, valid) for field, value, valid in options if value is not None]
+    # what the problem is about: which options are set and valid. A source that
+    # is missing, empty or absent is one problem ("none valid"), however it reads.
+    key = [[field, value] for field, value, valid in present if valid(value) is None]
     if not parent_present:
-        yield Problem(parent, f"{parent} is missing: exactly one of {paths} must be set")
+        yield Problem(parent, f"{parent} is missing: exactly one of {paths} must be set", key=key)
     elif not present:
-        yield Problem(parent, f"exactly one of {paths} must be set, found neither")
+        yield Problem(parent, f"exactly one of {paths} must be set, found neither", key=key)
     elif len(present) > 1:
         found = ", ".join(f"{parent}.{field}={show(value)}" for field, value, _ in present)
-        yield Problem(parent, f"exactly one of {paths} must be set, found {found}")
+        yield Problem(
+            parent,
+            f"exactly one of {paths} must be set, found {found}",
+            key=[[field, value] for field, value, _ in present],
+        )
     else:
         field, value, valid = present[0]
         error = valid(value)
         if error is not None:
-            yield Problem(f"{parent}.{field}", f"{parent}.{field} {error}, got {show(value)}")
+            yield Problem(parent, f"{parent}.{field} {error}, got {show(value)}", key=key)
