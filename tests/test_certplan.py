@@ -39,7 +39,7 @@ def test_a_missing_pair_is_made_and_then_left_alone() -> None:
     made = plan(None, NAMES, T0)
     assert made is not None
     pair, why = made
-    assert "no readable certificate" in why
+    assert why == "a new CA and serving certificate, the first"
     cert = x509.load_pem_x509_certificate(pair.cert)
     assert certs.covers(cert, NAMES)
     assert signer_of(pair) == cas_of(pair)[0]
@@ -52,7 +52,7 @@ def test_an_unreadable_pair_is_replaced() -> None:
     assert pair is not None
     broken = ManagedPair(pair.ca_bundle, pair.ca_key, b"not a certificate", pair.key)
     replaced = plan(broken, NAMES, T0)
-    assert replaced is not None and "unreadable" in replaced[1]
+    assert replaced is not None and "replacing a stored pair that does not read" in replaced[1]
     assert from_secret_data({"tls.crt": "!!"}) is None
 
 

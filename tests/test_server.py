@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from collections.abc import Iterator
@@ -40,6 +41,13 @@ def post(client: httpx.Client, body: object, path: str = "/validate") -> httpx.R
 def test_the_version_is_in_the_first_log_line(server: Server) -> None:
     first = server.log_records()[0]
     assert first["message"] == f"snapshot-webhook {__version__} starting"
+    # one line says where each listener is; uvicorn's own, once per listener and
+    # naming neither, are not repeated
+    listening = server.wait_for_log(lambda r: str(r["message"]).startswith("listening"))
+    assert f"https://127.0.0.1:{server.port}/validate" in str(listening["message"])
+    assert "/healthz /readyz /metrics on http://127.0.0.1:" in str(listening["message"])
+    messages = [str(r["message"]) for r in server.log_records()]
+    assert not [m for m in messages if "server process" in m or "Uvicorn running" in m]
 
 
 def test_health_and_readiness(client: httpx.Client) -> None:
@@ -127,6 +135,12 @@ def test_metric_labels_come_from_a_fixed_set(client: httpx.Client) -> None:
             "request.uid must be a non-empty string",
         ),
         (b"{}", {"Content-Type": "text/plain"}, 415, "Content-Type must be application/json"),
+        (
+            gzip.compress(json.dumps(review(snapshot_class("zipped"))).encode()),
+            {**JSON_HEADERS, "Content-Encoding": "gzip"},
+            415,
+            'Content-Encoding "gzip" is not supported',
+        ),
         (b"x" * (MAX_BODY + 1), JSON_HEADERS, 413, f"limit of {MAX_BODY} bytes"),
     ],
 )
@@ -309,3 +323,26 @@ def test_one_body_gets_one_answer_from_the_server_and_from_review(
         assert (answer["allowed"], answer["status"]["code"]) == (False, 400)
         assert answer["status"]["message"].startswith("request.object does not read as JSON")
         assert offline.returncode == 2
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+def test_every_path_takes_its_trailing_slash_and_head(client: httpx.Client, path: str) -> None:
+    for url in (path, f"{path}/"):
+        got = client.get(url)
+        assert got.status_code == 200, url
+        head = client.head(url)
+        assert head.status_code == 200 and head.content == b"", url
+        assert head.headers["content-type"] == got.headers["content-type"]
+
+
+def test_a_404_lists_the_paths_of_the_port_that_answered(tmp_path: Path) -> None:
+    from serving import free_port
+
+    probe_port = free_port()
+    with running_server(tmp_path, "--probe-port", str(probe_port)) as running:
+        with httpx.Client(base_url=f"http://127.0.0.1:{probe_port}", timeout=5.0) as probes:
+            missing = probes.get("/nothing").json()["error"]
+            assert "/healthz, /readyz, /metrics" in missing and "/validate" not in missing
+            assert probes.head("/healthz/").status_code == 200
+        with running.client() as admission:
+            assert "POST /validate" in admission.get("/nothing").json()["error"]

@@ -190,5 +190,5 @@ def test_sigterm_turns_readiness_off_first_and_finishes_in_flight(tmp_path: Path
             f"exited 0 after {time.monotonic() - stopped_at:.1f} s",
         )
         # Every log line is flushed before the process exits.
-        server.wait_for_log(lambda r: "Finished server process" in str(r["message"]), 0.1)
+        server.wait_for_log(lambda r: str(r["message"]).startswith("stopped (process"), 0.1)
         assert time.monotonic() - stopped_at < 20

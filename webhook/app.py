@@ -131,7 +131,7 @@ class AdmissionEndpoint:
     def __post_init__(self) -> None:
         self.budget = InflightBudget(self.edge.max_inflight_bytes)
 
-    def _refuse(self, status: int, message: str) -> tuple[int, bytes]:
+    def refuse(self, status: int, message: str) -> tuple[int, bytes]:
         """A request answered before any verdict: counted, logged (rate-limited)."""
         self.edge.refused(status, message)
         return error(status, message)
@@ -151,14 +151,14 @@ class AdmissionEndpoint:
     ) -> tuple[int, bytes]:
         if content_type != JSON and ((content_type or "").split(";", 1)[0].strip().lower() != JSON):
             shown = show(content_type) if content_type else "none"
-            return self._refuse(415, f"Content-Type must be {JSON}, got {shown}")
+            return self.refuse(415, f"Content-Type must be {JSON}, got {shown}")
         limit = self.edge.max_body_bytes
         try:
             body, held = await read_limited(declared_length, receive, limit, self.budget)
         except BodyTooLargeError:
-            return self._refuse(413, f"body is larger than the limit of {limit} bytes")
+            return self.refuse(413, f"body is larger than the limit of {limit} bytes")
         except OverloadedError:
-            return self._refuse(503, "too many request bodies in flight; retry shortly")
+            return self.refuse(503, "too many request bodies in flight; retry shortly")
         try:
             return await self._judge(body)
         finally:
@@ -169,7 +169,7 @@ class AdmissionEndpoint:
         try:
             review = review_from_bytes(body)
         except BadReviewError as err:
-            return self._refuse(400, str(err))
+            return self.refuse(400, str(err))
         verdict = await self.webhook.judge_live(review)
         answer = orjson.dumps(response(review.api_version, review.uid, verdict))
         seconds = time.perf_counter() - started
@@ -223,6 +223,15 @@ class AdmissionFastPath:
                 content_type = value.decode("latin-1")
             elif name == b"content-length":
                 length = value.decode("latin-1")
+            elif name == b"content-encoding" and value.strip().lower() != b"identity":
+                # the apiserver never compresses a review; a compressed body would
+                # read as bytes that are not JSON, and be refused for the wrong reason
+                encoding = show(value.decode("latin-1"))
+                status, body = self.endpoint.refuse(
+                    415, f"Content-Encoding {encoding} is not supported: send the body as is"
+                )
+                await send_json(send, status, body)
+                return
         try:
             status, body = await self.endpoint.answer(content_type, length, receive)
         except ClientGoneError:
@@ -250,12 +259,23 @@ PATHS_NOTE = (
     + ", ".join(ADMISSION_PATHS)
     + " (AdmissionReview), and GET /healthz, /readyz, /metrics"
 )
+PROBE_PATHS_NOTE = (
+    "the paths of this port are GET /healthz, /readyz, /metrics; admission reviews go to "
+    "the HTTPS port"
+)
+SERVICE_PATHS = ("/healthz", "/readyz", "/metrics")
 
 
-def _service_app(edge: Edge, lifespan: Any = None, title: str = "snapshot-webhook") -> FastAPI:
+def _service_app(
+    edge: Edge,
+    lifespan: Any = None,
+    title: str = "snapshot-webhook",
+    paths_note: str = PATHS_NOTE,
+) -> FastAPI:
     """A FastAPI app with the health routes, no API docs (the admission port
     serves the apiserver, and Swagger UI would load scripts from the internet),
-    no slash redirects, and a 404 that names the paths that exist."""
+    no slash redirects, and a 404 that names the paths of this port. Every path
+    answers with its trailing slash too, and HEAD where it answers GET."""
     app = FastAPI(
         title=title,
         version=__version__,
@@ -268,28 +288,28 @@ def _service_app(edge: Edge, lifespan: Any = None, title: str = "snapshot-webhoo
 
     @app.exception_handler(404)
     async def not_found(request: Request, _: Exception) -> Response:
-        body = orjson.dumps({"error": f"no such path {request.url.path}; {PATHS_NOTE}"})
+        body = orjson.dumps({"error": f"no such path {request.url.path}; {paths_note}"})
         return Response(body, status_code=404, media_type=JSON)
 
     @app.exception_handler(405)
     async def wrong_method(request: Request, _: Exception) -> Response:
-        message = f"{request.method} is not allowed on {request.url.path}; {PATHS_NOTE}"
+        message = f"{request.method} is not allowed on {request.url.path}; {paths_note}"
         return Response(orjson.dumps({"error": message}), status_code=405, media_type=JSON)
 
-    @app.get("/healthz")
     async def healthz() -> Response:
         return Response(orjson.dumps({"status": "ok"}), media_type=JSON)
 
-    @app.get("/readyz")
     async def readyz() -> Response:
         problems = edge.readiness.problems()
         body = orjson.dumps({"ready": not problems, "problems": problems})
         return Response(body, status_code=503 if problems else 200, media_type=JSON)
 
-    @app.get("/metrics")
     async def metrics() -> Response:
         return Response(generate_latest(edge.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    for path, endpoint in zip(SERVICE_PATHS, (healthz, readyz, metrics), strict=True):
+        for route in (path, f"{path}/"):
+            app.add_api_route(route, endpoint, methods=["GET", "HEAD"], include_in_schema=False)
     return app
 
 
@@ -311,4 +331,4 @@ def create_app(webhook: Webhook, edge: Edge) -> ASGIApp:
 def create_probe_app(edge: Edge) -> ASGIApp:
     """The plain-HTTP probe and metrics port: kubelet and Prometheus present no
     client certificate, so they must never depend on the admission port's TLS."""
-    return _service_app(edge, title="snapshot-webhook probes")
+    return _service_app(edge, title="snapshot-webhook probes", paths_note=PROBE_PATHS_NOTE)

@@ -162,7 +162,11 @@ def plan(
     if current is None or read is None:
         ca_key, ca = _fresh_ca(now, lifetimes)
         cert, key = _issue(ca_key, ca, names, now, lifetimes)
-        why = "no readable certificate yet" if current is None else "the stored pair is unreadable"
+        why = (
+            "a new CA and serving certificate, the first"
+            if current is None
+            else "a new CA and serving certificate, replacing a stored pair that does not read"
+        )
         return ManagedPair(certs.pem(ca), certs.key_pem(ca_key), cert, key), why
     newest = read.cas[0]
     if _nearly_over(newest, now):

@@ -566,7 +566,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         for item in err.errors(include_url=False):
             name = str(item["loc"][0]) if item["loc"] else ""
             where = f"--{name.replace('_', '-')} (SNAPSHOT_WEBHOOK_{name.upper()})" if name else ""
-            problems.append(f"{where}: {item['msg']}".lstrip(": "))
+            # pydantic prefixes the validators' own words with "Value error, "
+            problems.append(f"{where}: {item['msg'].removeprefix('Value error, ')}".lstrip(": "))
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
 
 

@@ -15,6 +15,7 @@ import asyncio
 import base64
 import datetime
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -99,16 +100,45 @@ class ProbeServer(uvicorn.Server):
         await self._serve(sockets)
 
 
+class _OncePerProcess(logging.Filter):
+    """uvicorn says "Started/Finished server process" and "Uvicorn running on" once
+    per listener, without saying which; `run_servers` says it once, by name."""
+
+    DROPPED = ("Started server process", "Finished server process", "Uvicorn running on")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.DROPPED)
+
+
+def _url(scheme: str, config: uvicorn.Config) -> str:
+    return f"{scheme}://{_url_host(config.host)}:{config.port}"
+
+
+async def _say_listening(main: DrainingServer, probes: ProbeServer | None) -> None:
+    while not main.started or (probes is not None and not probes.started):
+        if main.should_exit:
+            return
+        await asyncio.sleep(0.01)
+    where = f"admission reviews on {_url('https', main.config)}/validate"
+    if probes is not None:
+        where += f", /healthz /readyz /metrics on {_url('http', probes.config)}"
+    log.info("listening (process %d): %s; Ctrl-C or SIGTERM stops", os.getpid(), where)
+
+
 async def run_servers(main: DrainingServer, probes: ProbeServer | None) -> None:
-    if probes is None:
-        await main.serve()
-        return
-    probe_task = asyncio.create_task(probes.serve())
+    announce = asyncio.create_task(_say_listening(main, probes))
     try:
-        await main.serve()
+        if probes is None:
+            await main.serve()
+            return
+        probe_task = asyncio.create_task(probes.serve())
+        try:
+            await main.serve()
+        finally:
+            probes.should_exit = True
+            await probe_task
     finally:
-        probes.should_exit = True
-        await probe_task
+        announce.cancel()
 
 
 def certificate_files(settings: Settings, out: Callable[[str], Any]) -> tuple[Path, Path]:
@@ -430,6 +460,7 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
 
 def serve(settings: Settings) -> int:
     logs.configure(settings.log_level)
+    logging.getLogger("uvicorn.error").addFilter(_OncePerProcess())
     server = build(settings, out=log.info)  # every line JSON, the hints too
     if server.cluster is not None:
         server.cluster.start()
@@ -443,4 +474,5 @@ def serve(settings: Settings) -> int:
             server.cluster.stop()
         if server.private_dir is not None:
             shutil.rmtree(server.private_dir, ignore_errors=True)
+        log.info("stopped (process %d)", os.getpid())
     return 0
