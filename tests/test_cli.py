@@ -416,3 +416,27 @@ def test_messages_speak_the_api_words_not_python(tmp_path: Path) -> None:
     assert 'must be a string, got ["x"]' in message
     for python in ("None", "got list", "got str", "Value error"):
         assert python not in message
+
+
+@pytest.mark.parametrize(("fail_on", "status"), [(None, 0), ("deny", 0), ("warn", 1)])
+def test_audit_fails_on_violations_by_default_and_on_warnings_when_asked(
+    tmp_path: Path, fail_on: str | None, status: int
+) -> None:
+    """A cluster whose only finding is a warning (a stale ref uid): a pipeline
+    gated on `audit` passes unless it asks to fail on warnings too."""
+    import yaml
+    from builders import snapshot_content
+
+    stale = snapshot_content(
+        "snapcontent-old",
+        ref=("shop", "postgres-data-snap-1"),
+        ref_uid="0b0b0b0b-dead-4bad-8bad-000000000000",
+    )
+    state = tmp_path / "state.yaml"
+    cluster = (ROOT / "tests" / "fixtures" / "cluster.yaml").read_text()
+    state.write_text(cluster + "\n---\n" + yaml.safe_dump(stale))
+    flags = ["--fail-on", fail_on] if fail_on else []
+    result = cli("audit", "--state", str(state), *flags)
+    assert result.returncode == status, result.stderr
+    assert "content.ref.stale-uid" in result.stdout and "(warning)" in result.stdout
+    assert result.stderr.strip() == "audit found 1 problem: content.ref.stale-uid 1"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from serving import cli
 
 from webhook.catalog_doc import rule_table
@@ -49,3 +50,40 @@ def test_worked_check_example_matches_real_output() -> None:
         "1",
         "```",
     ]
+
+
+def readme_commands() -> list[list[str]]:
+    """Every `snapshot-webhook ...` command in the README's code blocks."""
+    import shlex
+
+    found = []
+    for block in re.findall(r"```(?:sh|console)\n(.*?)```", README, re.S):
+        for line in block.splitlines():
+            line = line.removeprefix("$ ").split(" > ")[0].split(" | ")[0].strip()
+            if line.startswith("snapshot-webhook "):
+                found.append(shlex.split(line)[1:])
+    return found
+
+
+COMMANDS = readme_commands()
+READ_ONLY = ("check", "review", "audit", "rules", "policies", "webhook-configuration")
+
+
+def test_the_readme_shows_commands() -> None:
+    assert {c[0] for c in COMMANDS} >= {"check", "review", "audit", "certs"}
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
+def test_every_command_the_readme_shows_parses_and_names_files_that_ship(
+    args: list[str],
+) -> None:
+    from webhook.cli import build_parser
+
+    build_parser().parse_args(args)  # exits (SystemExit) on a flag that does not exist
+    for arg in args[1:]:
+        if "/" in arg and not arg.startswith(("-", "~", "http")) and "=" not in arg:
+            assert (ROOT / arg).exists(), f"the README names {arg}, which does not ship"
+    if args[0] in READ_ONLY and "--kubeconfig" not in args and "--kube" not in args:
+        result = cli(*args)
+        assert result.returncode in (0, 1), result.stderr
+        assert "Traceback" not in result.stderr

@@ -331,12 +331,20 @@ def build_parser() -> argparse.ArgumentParser:
         "audit",
         help="report what the rules forbid but the cluster already has",
         description="Run the cross-object rules over every object in the state (from --state "
-        "files, or from the cluster with --kube) and report what they find. Exit 1 when "
-        "anything is found.",
+        "files, or from the cluster with --kube) and report what they find. Exit 1 when a "
+        "rule in deny mode finds something (--fail-on warn: when anything is found), 2 when "
+        "the state cannot be read.",
     )
     _add_state_and_rules(audit)
     _add_kube(audit)
     audit.add_argument("--output", choices=["text", "json"], default="text", help="(default text)")
+    audit.add_argument(
+        "--fail-on",
+        choices=["deny", "warn"],
+        default="deny",
+        help="exit 1 when a finding of a rule in deny mode is found (deny, the default), or "
+        "when anything is found, warnings too (warn)",
+    )
     audit.add_argument(
         "--sync-timeout",
         type=float,

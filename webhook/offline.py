@@ -271,4 +271,5 @@ def run_audit(args: argparse.Namespace, policy: Policy, out: IO[str]) -> int:
     else:
         noun = "problem" if len(findings) == 1 else "problems"
         print(f"audit found {len(findings)} {noun}: {summary}", file=sys.stderr)
-    return EXIT_DENIED if findings else EXIT_OK
+    failing = findings if args.fail_on == "warn" else [f for f in findings if f.denies]
+    return EXIT_DENIED if failing else EXIT_OK
