@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -367,17 +368,64 @@ def test_the_summary_counts_in_words_and_names_unreadable_files(tmp_path: Path) 
     )
 
 
-def test_a_closed_pipe_ends_quietly() -> None:
-    command = (
-        f"{sys.executable} -m webhook check --state examples/check/cluster "
-        "examples/check/manifests | head -1; exit ${PIPESTATUS[0]}"
+def many_manifests(folder: Path, count: int) -> Path:
+    """Manifests whose `check` output (a warning each) is far larger than a pipe's buffer."""
+    import yaml
+    from builders import snapshot_class
+
+    path = folder / "many.yaml"
+    path.write_text(
+        yaml.safe_dump_all(
+            [
+                snapshot_class(f"class-{n:04}", driver=f"d{n}.csi.example.com", default="True")
+                for n in range(count)
+            ]
+        )
     )
-    result = subprocess.run(
-        ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 141
-    assert result.stdout.count("\n") == 1
-    assert "Broken pipe" not in result.stderr and "Traceback" not in result.stderr
+    return path
+
+
+def test_a_reader_that_goes_away_mid_stream_ends_it_with_141(tmp_path: Path) -> None:
+    """`check | head -1` with more output than the pipe holds: the writer must
+    meet the closed end, whatever the timing; every run of many ends the same."""
+    manifests = many_manifests(tmp_path, 1500)
+    command = f"{sys.executable} -m webhook check {manifests} | head -1; exit ${{PIPESTATUS[0]}}"
+    for _ in range(3):
+        result = subprocess.run(
+            ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 141, result.stderr
+        assert result.stdout.count("\n") == 1
+        assert "Broken pipe" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_reader_gone_before_anything_is_written_ends_it_with_141() -> None:
+    """The pipe's read end is closed before the command starts: even output that
+    would fit in the pipe's buffer ends the command as SIGPIPE would."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        process = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "webhook",
+                "check",
+                "--state",
+                "examples/check/cluster",
+                "examples/check/manifests",
+            ],
+            cwd=ROOT,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert process.returncode == 141
+    assert "Broken pipe" not in process.stderr and "Traceback" not in process.stderr
 
 
 def test_review_reads_a_directory_as_check_does() -> None:

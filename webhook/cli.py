@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -453,6 +455,8 @@ def main(argv: Sequence[str] | None = None, stdin: IO[bytes] | None = None) -> i
     try:
         status = _run(args, stdin)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        if _reader_gone():
+            raise BrokenPipeError
         return status
     except BrokenPipeError:
         # whoever read the output stopped (`| head`): leave quietly, as a command
@@ -460,6 +464,22 @@ def main(argv: Sequence[str] | None = None, stdin: IO[bytes] | None = None) -> i
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 128 + 13
+
+
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it. Output that fit in the
+    pipe's buffer never met the closed end, so a write alone would not tell; the
+    pipe says so (POLLERR), and the command ends as one ended by SIGPIPE would,
+    whatever the timing."""
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        poller = select.poll()
+        poller.register(fd, select.POLLERR)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no real stdout (a test's StringIO)
+        return False
 
 
 def _run(args: argparse.Namespace, stdin: IO[bytes] | None) -> int:
