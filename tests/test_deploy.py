@@ -68,7 +68,7 @@ def test_base_renders_every_part(base: list[dict[str, Any]]) -> None:
             "PodDisruptionBudget",
             "NetworkPolicy",
             # no ValidatingWebhookConfiguration: a ready replica registers it
-            *["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 8,
+            *["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 6,
         ]
     )
     policies = [d for d in base if d["kind"].startswith("ValidatingAdmissionPolicy")]

@@ -14,7 +14,8 @@ from builders import changed, judge, review, snapshot_class
 from serving import ROOT, cli
 
 from webhook.policies import CATALOG, Rendered, render
-from webhook.rules import Policy
+from webhook.rules import BY_ID, Policy
+from webhook.rules.base import Mode
 from webhook.state.index import StateIndex
 
 Obj = dict[str, Any]
@@ -32,18 +33,35 @@ def test_the_shipped_policies_are_the_rendered_ones() -> None:
     )
 
 
-def test_modes_decide_the_action_and_off_leaves_a_rule_out() -> None:
+def test_only_deny_rules_are_rendered_so_nothing_warns_twice() -> None:
+    """The policies run before the webhook: a warn-mode policy would repeat the
+    webhook's warning in other words, so warn and off rules are left out."""
     docs = list(
-        render(Policy.parse(["class.driver.immutable=warn", "class.parameters.immutable=off"]))
+        render(
+            Policy.parse(
+                [
+                    "class.driver.immutable=warn",
+                    "class.parameters.immutable=off",
+                    "group-class.default.annotation=deny",
+                ]
+            )
+        )
     )
     bindings = {d["spec"]["policyName"]: d for d in docs if d["kind"].endswith("Binding")}
-    assert bindings["snapshot-webhook.class.driver.immutable"]["spec"]["validationActions"] == [
-        "Warn"
-    ]
+    assert "snapshot-webhook.class.driver.immutable" not in bindings
     assert "snapshot-webhook.class.parameters.immutable" not in bindings
-    assert bindings["snapshot-webhook.class.default.annotation"]["spec"]["validationActions"] == [
-        "Warn"  # a warn rule by default
+    assert "snapshot-webhook.class.default.annotation" not in bindings  # warn by default
+    promoted = bindings["snapshot-webhook.group-class.default.annotation"]
+    assert promoted["spec"]["validationActions"] == ["Deny"]
+    (policy,) = [
+        d
+        for d in docs
+        if d["kind"] == "ValidatingAdmissionPolicy"
+        and d["metadata"]["name"] == "snapshot-webhook.group-class.default.annotation"
     ]
+    # every group version is matched, v1beta1 and v1beta2 included
+    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert rule["apiVersions"] == ["v1", "v1beta2", "v1beta1"]
     required = {
         "class.driver.immutable",
         "class.parameters.immutable",
@@ -72,7 +90,8 @@ def test_every_expression_compiles(rendered: Rendered) -> None:
             program(check.message_expression)
 
 
-def policy_fails(rendered: Rendered, obj: Obj, old: Obj | None, operation: str) -> bool:
+def policy_message(rendered: Rendered, obj: Obj, old: Obj | None, operation: str) -> str | None:
+    """What the policy says of this request: None when it passes."""
     activation = {
         "object": celpy.json_to_cel(obj),
         "oldObject": celpy.json_to_cel(old),
@@ -83,10 +102,13 @@ def policy_fails(rendered: Rendered, obj: Obj, old: Obj | None, operation: str) 
         assert isinstance(result, celpy.celtypes.BoolType), (check.expression, result)
         if not result:
             if check.message_expression:
-                message = program(check.message_expression).evaluate(activation)
-                assert str(message).startswith(rendered.rule_id + ": ")
-            return True
-    return False
+                return str(program(check.message_expression).evaluate(activation))
+            return check.message
+    return None
+
+
+def policy_fails(rendered: Rendered, obj: Obj, old: Obj | None, operation: str) -> bool:
+    return policy_message(rendered, obj, old, operation) is not None
 
 
 def rows() -> list[tuple[str, Obj, Obj | None, str]]:
@@ -173,11 +195,15 @@ def test_the_policies_agree_with_the_webhook(
     for rendered in CATALOG:
         if not kind_matches(rendered, obj) or operation not in rendered.operations:
             continue
-        flagged = any(
-            f.rule_id == rendered.rule_id and not f.message.startswith("already so")
+        said = [
+            str(f)
             for f in verdict.findings
-        )
-        assert policy_fails(rendered, obj, old, operation) is flagged, (rendered.rule_id, name)
+            if f.rule_id == rendered.rule_id and not f.message.startswith("already so")
+        ]
+        message = policy_message(rendered, obj, old, operation)
+        assert (message is not None) is bool(said), (rendered.rule_id, name)
+        if message is not None:  # one wording, whichever layer answers
+            assert message in said, (message, said)
         checked += 1
     if obj["kind"] in ("VolumeSnapshotClass", "VolumeSnapshotContent") and operation == "UPDATE":
         assert checked >= 3
@@ -192,7 +218,8 @@ def test_rows_cover_both_outcomes_of_every_policy(state: StateIndex) -> None:
     assert all(seen == {True, False} for seen in outcomes.values()), outcomes
 
 
-def test_policies_are_in_the_install() -> None:
+def test_the_deny_rules_policies_are_in_the_install() -> None:
     install = (ROOT / "deploy" / "install.yaml").read_text()
     for rendered in CATALOG:
-        assert f"name: snapshot-webhook.{rendered.rule_id}\n" in install
+        deny = Policy().mode(BY_ID[rendered.rule_id]) is Mode.DENY
+        assert (f"name: snapshot-webhook.{rendered.rule_id}\n" in install) is deny

@@ -8,9 +8,12 @@ the webhook's: absent and null are the same (`has()` on both sides), an update
 that leaves the judged field as it was passes (cleanup is never blocked), a
 one-object rule that the old object already broke with the same value only
 passes on (ratcheting), and every group version is matched through
-`matchPolicy: Equivalent`. A rule in `warn` mode renders with
-`validationActions: [Warn]`; `off` is not rendered. Each message starts with
-the rule id, as the webhook's do.
+`matchPolicy: Equivalent`. Only rules in `deny` mode are rendered: the
+apiserver runs the policies before the webhook, so a policy in warn mode would
+only repeat the webhook's warning. Each message is the webhook's own, word for
+word (`messageExpression`), so a user sees one wording whichever layer
+answers; the one exception is a change of several map keys at once, which CEL
+can only count.
 
 Needs admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy (Kubernetes
 v1.30 or newer).
@@ -49,11 +52,45 @@ def _shown(root: str, path: str) -> str:
     return f"(({_has(root, path)}) ? '\"' + {root}.{path} + '\"' : 'absent')"
 
 
-def was_now(rule_id: str, path: str, shown_path: str) -> str:
-    """A message expression naming the rule, the field, and both values."""
+def was_now(rule_id: str, path: str, shown_path: str, said: str = "is immutable") -> str:
+    """A message expression naming the rule, the field, and both values, in the
+    webhook's words (`webhook.rules.base.immutable`)."""
     return (
-        f"'{rule_id}: {shown_path} is immutable: was ' + {_shown('oldObject', path)} + "
+        f"'{rule_id}: {shown_path} {said}: was ' + {_shown('oldObject', path)} + "
         f"', now ' + {_shown('object', path)}"
+    )
+
+
+def _map_shown(m: str) -> str:
+    """A map of strings as `webhook.values.show` writes it: `{}`, or its one key and
+    value; CEL has no order to write more keys in, so those are counted."""
+    key = f"{m}.map(k, k)[0]"
+    return (
+        f"(size({m}) == 0 ? '{{}}' : size({m}) == 1 ? "
+        f"'{{\"' + {key} + '\":\"' + {m}[{key}] + '\"}}' : string(size({m})) + ' keys')"
+    )
+
+
+def map_was_now(rule_id: str, field: str) -> str:
+    """The webhook's `map_changes` words for a map field of strings: was/now when a
+    side is absent or both are empty, else the one key that changed, was added or
+    was removed (several keys are counted: CEL has no order to name them in)."""
+    new, old = f"object.{field}", f"oldObject.{field}"
+    differing = (
+        f"({new}.filter(k, !(k in {old}) || {old}[k] != {new}[k]) + {old}.filter(k, !(k in {new})))"
+    )
+    key = f"{differing}[0]"
+    one_key = (
+        f"({key} in {old} && {key} in {new}) ? {key} + ' changed from \"' + {old}[{key}] + "
+        f"'\" to \"' + {new}[{key}] + '\"' : ({key} in {new}) ? {key} + ' added (\"' + "
+        f"{new}[{key}] + '\")' : {key} + ' removed (was \"' + {old}[{key}] + '\")'"
+    )
+    both = f"size({differing}) == 1 ? ({one_key}) : string(size({differing})) + ' keys changed'"
+    return (
+        f"'{rule_id}: {field} is immutable: ' + (!has({old}) || !has({new}) || "
+        f"(size({old}) == 0 && size({new}) == 0) ? 'was ' + "
+        f"(has({old}) ? {_map_shown(old)} : 'absent') + ', now ' + "
+        f"(has({new}) ? {_map_shown(new)} : 'absent') : ({both}))"
     )
 
 
@@ -72,7 +109,7 @@ def annotation_valid(family: Family) -> str:
 
 def _served_versions(api_group: str, resource: str) -> list[str]:
     (info,) = [i for i in KINDS if (i.api_group, i.plural) == (api_group, resource)]
-    return list(info.versions)
+    return list(info.served_versions)
 
 
 @dataclass(frozen=True)
@@ -109,7 +146,9 @@ def _catalog() -> list[Rendered]:
                 Check(
                     unchanged(field),
                     f"{rule_id}: {field} is immutable",
-                    was_now(rule_id, field, field) if field != "parameters" else "",
+                    was_now(rule_id, field, field)
+                    if field != "parameters"
+                    else map_was_now(rule_id, field),
                 ),
             ),
         )
@@ -151,6 +190,12 @@ def _catalog() -> list[Rendered]:
                     set_once(f"{ref}.uid"),
                     f"content.ref.immutable: {ref}.uid may be set once and never changed or "
                     "removed",
+                    was_now(
+                        "content.ref.immutable",
+                        f"{ref}.uid",
+                        f"{ref}.uid",
+                        "may be set once and never changed or removed",
+                    ),
                 ),
             ),
         ),
@@ -186,6 +231,10 @@ def _catalog() -> list[Rendered]:
                         annotation_valid(family),
                         f'{rule_id}: {family.default_annotation_path} is neither "true" nor '
                         '"false": only "true" marks a default',
+                        f"'{rule_id}: {family.default_annotation_path} is \"' + "
+                        f"object.metadata.annotations['{family.default_annotation}'] + "
+                        '\'": only "true" marks a default, so the snapshot controller '
+                        "treats this class as not default'",
                     ),
                 ),
             )
@@ -237,25 +286,24 @@ def _policy(rendered: Rendered) -> dict[str, Any]:
     }
 
 
-def _binding(rendered: Rendered, mode: Mode) -> dict[str, Any]:
+def _binding(rendered: Rendered) -> dict[str, Any]:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingAdmissionPolicyBinding",
         "metadata": {"name": POLICY_PREFIX + rendered.rule_id},
-        "spec": {
-            "policyName": POLICY_PREFIX + rendered.rule_id,
-            "validationActions": ["Deny"] if mode is Mode.DENY else ["Warn"],
-        },
+        "spec": {"policyName": POLICY_PREFIX + rendered.rule_id, "validationActions": ["Deny"]},
     }
 
 
 def render(policy: Policy, only: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
-    """A policy and its binding for every rendered rule not turned off."""
+    """A policy and its binding for every rendered rule in deny mode. A rule in
+    warn mode is left to the webhook: the policy runs first, and its warning
+    would say the webhook's again, once more."""
     for rendered in CATALOG:
         if only and rendered.rule_id not in only:
             continue
         mode = policy.mode(BY_ID[rendered.rule_id])
-        if mode is Mode.OFF:
+        if mode is not Mode.DENY:
             continue
         yield _policy(rendered)
-        yield _binding(rendered, mode)
+        yield _binding(rendered)
