@@ -488,3 +488,15 @@ def test_audit_fails_on_violations_by_default_and_on_warnings_when_asked(
     assert result.returncode == status, result.stderr
     assert "content.ref.stale-uid" in result.stdout and "(warning)" in result.stdout
     assert result.stderr.strip() == "audit found 1 problem: content.ref.stale-uid 1"
+
+
+def test_the_drain_delay_is_for_pods_behind_a_service_not_for_a_terminal() -> None:
+    from webhook.cli import build_parser, settings_from
+
+    def delay(*args: str) -> float:
+        return settings_from(build_parser().parse_args(["serve", *args])).drain_delay
+
+    assert delay() == 0.0  # Ctrl-C in a terminal stops at once
+    assert delay("--kube") == 5.0  # EndpointSlices drop the pod first
+    assert delay("--shutdown-delay-seconds", "1.5") == 1.5
+    assert delay("--kube", "--shutdown-delay-seconds", "0") == 0.0
