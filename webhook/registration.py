@@ -3,7 +3,8 @@
 Installing blocks nothing: the install ships no webhook configuration, so until
 a replica is ready nothing is sent to a webhook that cannot answer (an image
 that cannot be pulled, pods pending). Once a replica serves, with its state
-listed and a CA the configuration will trust, it creates the configuration
+listed and a CA the configuration will trust, and has been ready long enough
+for its Service to route to it (`SETTLE_SECONDS`), it creates the configuration
 rendered by `webhook.configuration` and keeps it equal to that every
 `interval` seconds. Replicas never fight: a configuration that already says
 what they would write is left alone, a create that loses is AlreadyExists and
@@ -158,20 +159,33 @@ def _take_over(
     return current
 
 
+# How long a replica is ready before it first registers: the kubelet's
+# readiness probe (every 2 s) and the EndpointSlice controller must see it
+# ready too, or the apiserver would call a Service with no ready endpoint.
+SETTLE_SECONDS = 5.0
+
+
 async def maintain(
     registrar: Registrar,
     bundle: Callable[[], str],
     readiness: Readiness,
     interval: float,
+    settle: float = SETTLE_SECONDS,
 ) -> None:
-    """Register as soon as this replica is ready, then keep the configuration
-    so every `interval` seconds. Never while draining or not ready: a replica
-    that cannot answer does not invite the apiserver to call it."""
-    delay = 0.5  # until this replica is ready: look often
+    """Register once this replica has been ready for `settle` seconds, then keep
+    the configuration so every `interval` seconds. Never while draining or not
+    ready: a replica that cannot answer does not invite the apiserver to call it."""
+    loop = asyncio.get_running_loop()
+    ready_since: float | None = None
+    tried = False  # after the first try, every `interval` seconds
     while True:
-        await asyncio.sleep(delay)
+        await asyncio.sleep(interval if tried else 0.5)
         if readiness.problems():
-            delay = 0.5
+            ready_since = None
+            continue
+        if ready_since is None:
+            ready_since = loop.time()
+        if not tried and loop.time() - ready_since < settle:
             continue
         try:
             await asyncio.to_thread(registrar.ensure, bundle())
@@ -182,4 +196,4 @@ async def maintain(
                 err,
                 interval,
             )
-        delay = interval
+        tried = True
