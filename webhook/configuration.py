@@ -11,7 +11,7 @@ Choices, entry by entry:
 - matchConditions: an UPDATE that changes none of the fields the rules judge
   (finalizers, labels, other annotations, managedFields) is never sent, so a
   webhook that is down never blocks cleanup. The judged fields come from
-  `webhook.decide.judged`, the table the webhook itself decides "unchanged" by.
+  `webhook.kinds.judged`, the table the webhook itself decides "unchanged" by.
   DELETE is never sent here.
 - sideEffects NoneOnDryRun: a non-dry-run admission that takes a unique slot
   claims it with a Lease; dry runs never claim.
@@ -26,8 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from webhook.decide import judged
-from webhook.kinds import GROUP_SNAPSHOT_GROUP, KINDS, SNAPSHOT_GROUP, KindInfo
+from webhook.kinds import GROUP_SNAPSHOT_GROUP, KINDS, SNAPSHOT_GROUP, KindInfo, judged
 from webhook.policies import unchanged
 
 NAME = "snapshot-webhook"

@@ -27,7 +27,7 @@ import msgspec
 
 from webhook import kinds, objects
 from webhook.admission import AdmissionRequest, Verdict, allowed, denied, errored
-from webhook.kinds import KindInfo, Role
+from webhook.kinds import KindInfo, Role, judged
 from webhook.reading import UnreadableObjectError, decoder, parse_object, value_of
 from webhook.records import Record, claim_under_review, snapshot_source, to_record
 from webhook.rules import Policy
@@ -42,26 +42,6 @@ def _annotation(raw: dict[str, Any], key: str) -> object:
     metadata = raw.get("metadata")
     annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
     return annotations.get(key) if isinstance(annotations, dict) else None
-
-
-@dataclass(frozen=True)
-class Judged:
-    """What rules judge of an object on UPDATE: top-level fields and annotations.
-    Anything else (finalizers, labels, other annotations, status) never blocks
-    an update; the webhook configuration's matchConditions are rendered from
-    this too, so that the apiserver does not even send such an update."""
-
-    fields: tuple[str, ...]
-    annotations: tuple[str, ...] = ()
-
-
-def judged(info: KindInfo) -> Judged:
-    if info.role is Role.CLASS:
-        assert info.family is not None
-        return Judged(("driver", "parameters", "deletionPolicy"), (info.family.default_annotation,))
-    if info.role is Role.CONTENT:
-        return Judged(("spec",), (objects.ALLOW_VOLUME_MODE_CHANGE_ANNOTATION,))
-    return Judged(("spec",))
 
 
 def _judged(info: KindInfo, raw: dict[str, Any]) -> list[object]:

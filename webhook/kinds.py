@@ -248,3 +248,23 @@ def for_role(family: Family, role: Role) -> KindInfo:
     if info is None:  # pragma: no cover - the table above is complete
         raise KeyError(kind)
     return info
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What rules judge of an object on UPDATE: top-level fields and annotations.
+    Anything else (finalizers, labels, other annotations, status) never blocks
+    an update; the webhook configuration's matchConditions are rendered from
+    this too, so that the apiserver does not even send such an update."""
+
+    fields: tuple[str, ...]
+    annotations: tuple[str, ...] = ()
+
+
+def judged(info: KindInfo) -> Judged:
+    if info.role is Role.CLASS:
+        assert info.family is not None
+        return Judged(("driver", "parameters", "deletionPolicy"), (info.family.default_annotation,))
+    if info.role is Role.CONTENT:
+        return Judged(("spec",), (objects.ALLOW_VOLUME_MODE_CHANGE_ANNOTATION,))
+    return Judged(("spec",))

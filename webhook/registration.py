@@ -5,7 +5,7 @@ a replica is ready nothing is sent to a webhook that cannot answer (an image
 that cannot be pulled, pods pending). Once a replica serves, with its state
 listed and a CA the configuration will trust, and has been ready long enough
 for its Service to route to it (`SETTLE_SECONDS`), it creates the configuration
-rendered by `webhook.configuration` and keeps it equal to that every
+it is given (`webhook.configuration` renders it) and keeps it equal to that every
 `interval` seconds. Replicas never fight: a configuration that already says
 what they would write is left alone, a create that loses is AlreadyExists and
 an update that loses is Conflict, and the loser reads again.
@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.configuration import MANAGED_BY, configuration
-from webhook.health import Readiness
 from webhook.kubeapi import APIStatusError, KubeAPI, status_message
 
 log = logging.getLogger("snapshot_webhook.registration")
@@ -55,14 +53,16 @@ def covers(stored: object, wanted: object) -> bool:
     return stored == wanted
 
 
+# (caBundle, ownerReference) -> the whole ValidatingWebhookConfiguration
+Render = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
 @dataclass
 class Registrar:
     api: KubeAPI
     name: str  # the ValidatingWebhookConfiguration
-    service: str
-    namespace: str
     owner: str  # the ClusterRole whose deletion removes the configuration
-    failure_policy: str = "Fail"
+    render: Render
     timeout: tuple[float, float] = (5.0, 10.0)
     _said: set[str] = field(default_factory=set)
 
@@ -88,16 +88,6 @@ class Registrar:
             "uid": (role.get("metadata") or {}).get("uid"),
         }
 
-    def wanted(self, bundle: str, owner: dict[str, Any]) -> dict[str, Any]:
-        return configuration(
-            self.service,
-            self.namespace,
-            name=self.name,
-            failure_policy=self.failure_policy,
-            ca_bundle=bundle,
-            owner=owner,
-        )
-
     def ensure(self, bundle: str) -> str:
         """Create or update the configuration; says what it did: created,
         updated, unchanged, or no-owner (nothing registered)."""
@@ -112,7 +102,7 @@ class Registrar:
             )
             return "no-owner"
         self._said.discard("owner")
-        wanted = self.wanted(bundle, owner)
+        wanted = self.render(bundle, owner)
         path = f"{CONFIGURATIONS}/{self.name}"
         for _ in range(MAX_ATTEMPTS):
             status, current = self._request("GET", path)
@@ -146,15 +136,16 @@ def _take_over(
     metadata = current.setdefault("metadata", {})
     owners = [o for o in metadata.get("ownerReferences") or [] if isinstance(o, dict)]
     labels = metadata.get("labels") or {}
+    wanted_labels = wanted["metadata"].get("labels") or {}
     if (
         covers(current.get("webhooks"), wanted["webhooks"])
         and owner in owners
-        and covers(labels, MANAGED_BY)
+        and covers(labels, wanted_labels)
     ):
         return None
     others = [o for o in owners if (o.get("kind"), o.get("name")) != ("ClusterRole", owner["name"])]
     metadata["ownerReferences"] = [owner, *others]
-    metadata["labels"] = {**labels, **MANAGED_BY}
+    metadata["labels"] = {**labels, **wanted_labels}
     current["webhooks"] = wanted["webhooks"]
     return current
 
@@ -168,7 +159,7 @@ SETTLE_SECONDS = 5.0
 async def maintain(
     registrar: Registrar,
     bundle: Callable[[], str],
-    readiness: Readiness,
+    problems: Callable[[], Sequence[str]],
     interval: float,
     settle: float = SETTLE_SECONDS,
 ) -> None:
@@ -180,7 +171,7 @@ async def maintain(
     tried = False  # after the first try, every `interval` seconds
     while True:
         await asyncio.sleep(interval if tried else 0.5)
-        if readiness.problems():
+        if problems():  # not ready (or draining)
             ready_since = None
             continue
         if ready_since is None:

@@ -38,6 +38,7 @@ from webhook.certplan import Lifetimes, ManagedPair
 from webhook.certsync import CertificateManager
 from webhook.certwatch import CertificateReloader, server_context
 from webhook.claims import RELEASE_GRACE, LeaseClaims
+from webhook.configuration import configuration
 from webhook.health import Readiness
 from webhook.kubeapi import KubeAPI, api_client, own_namespace
 from webhook.logs import AdmissionLog
@@ -283,14 +284,20 @@ def registration(
 ) -> Callable[[], Coroutine[None, None, None]]:
     """The task that registers and keeps the webhook configuration, trusting the
     managed CA, or the CA in --ca-bundle-file (re-read every round)."""
-    registrar = Registrar(
-        api,
-        settings.webhook_configurations[0],
-        settings.service,
-        settings.namespace or own_namespace(kubeconfig),
-        settings.webhook_owner,
-        settings.failure_policy,
-    )
+    name, namespace = settings.webhook_configurations[0], settings.namespace
+    namespace = namespace or own_namespace(kubeconfig)
+
+    def render(bundle: str, owner: dict[str, Any]) -> dict[str, Any]:
+        return configuration(
+            settings.service,
+            namespace,
+            name=name,
+            failure_policy=settings.failure_policy,
+            ca_bundle=bundle,
+            owner=owner,
+        )
+
+    registrar = Registrar(api, name, settings.webhook_owner, render)
     if manager is not None:
         managed = manager
 
@@ -306,7 +313,7 @@ def registration(
             return base64.b64encode(path.read_bytes()).decode()
 
     interval = settings.certificate_sync_seconds
-    return lambda: maintain_registration(registrar, bundle, readiness, interval)
+    return lambda: maintain_registration(registrar, bundle, readiness.problems, interval)
 
 
 def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServer:

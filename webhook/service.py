@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from webhook import kinds
 from webhook.admission import AdmissionRequest, Review, Verdict, allowed, denied, errored
+from webhook.apply import apply_admitted
 from webhook.authorize import AllowList, Authorizer, Requester, needs_authorization, settle
 from webhook.claims import Holder, LeaseClaims
 from webhook.decide import Subject, judge, read_subject, subject_record
@@ -31,7 +32,6 @@ from webhook.records import ClaimRecord, ContentRecord, Record, SnapshotRecord
 from webhook.rules import BY_ID, Policy
 from webhook.rules.base import Finding, Mode
 from webhook.slots import Slot, holds, taken_by
-from webhook.state.fixtures import apply_admitted
 from webhook.state.index import StateIndex
 from webhook.state.layers import LayeredState, Reservations
 from webhook.state.view import StateView

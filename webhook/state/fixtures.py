@@ -1,4 +1,4 @@
-"""Feeding the state index from manifests and from admitted requests.
+"""Feeding the state index from manifests.
 
 Used where there is no cluster to watch: the offline `check` and `review`
 commands and the embedded server, which is its own cluster of one.
@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from webhook import kinds
-from webhook.admission import AdmissionRequest
 from webhook.kinds import KindInfo
 from webhook.manifests import Document, ManifestError, read
 from webhook.objects import KubeObject
@@ -66,23 +65,3 @@ def read_object(info: KindInfo, raw: dict[str, Any], doc: Document) -> KubeObjec
         return parse_object(info, raw, "object")
     except UnreadableObjectError as err:
         raise ManifestError(f"{doc.source}: {info.kind}: {err}") from None
-
-
-def apply_admitted(state: StateIndex, request: AdmissionRequest) -> None:
-    """Make an admitted request's effect visible, as the apiserver would persist it.
-
-    Dry runs change nothing. Objects that cannot be read were not admitted, so
-    they never reach here; a stray one is ignored rather than half-applied.
-    """
-    if request.dry_run:
-        return
-    info = kinds.by_group_kind(request.kind.group, request.kind.kind)
-    if info is None or not info.reviewed:
-        return
-    if request.operation == "DELETE":
-        state.remove(info, request.namespace or "", request.name or "")
-    elif request.operation in ("CREATE", "UPDATE"):
-        try:
-            state.put_object(info, parse_object(info, request.object, "request.object"))
-        except UnreadableObjectError:
-            return
