@@ -14,10 +14,10 @@ import orjson
 from bench.payloads import SMALL_STATE
 from webhook.admission import read_review_json, response
 from webhook.decide import judge, read_subject
+from webhook.model.values import json_too_deep
 from webhook.rules import Policy
 from webhook.service import Webhook
 from webhook.state.fixtures import ObjectStore
-from webhook.values import json_too_deep
 
 ROUNDS = 2000
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from webhook import kinds
 from webhook.admission import Verdict, read_review
 from webhook.decide import decide
-from webhook.reading import parse_object
+from webhook.model import kinds
+from webhook.model.reading import parse_object
 from webhook.rules import Policy
 from webhook.state.index import StateIndex
 

@@ -33,8 +33,8 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlparse
 from uuid import uuid4
 
-from webhook import kinds
-from webhook.kinds import KindInfo
+from webhook.model import kinds
+from webhook.model.kinds import KindInfo
 
 Obj = dict[str, Any]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from fakeapi import FakeAPIServer, fake_apiserver
 
-from webhook import kinds
 from webhook.claims import Holder, LeaseClaims
 from webhook.kubeapi import KubeAPI, api_client
+from webhook.model import kinds
 from webhook.slots import Slot
 
 LEASES = ("coordination.k8s.io", "leases")

@@ -17,7 +17,7 @@ from serving import ROOT
 from webhook import certs
 from webhook.app import ADMISSION_PATHS
 from webhook.cli import build_parser, settings_from
-from webhook.kinds import KINDS
+from webhook.model.kinds import KINDS
 
 KUBECTL = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
 
@@ -487,9 +487,9 @@ def test_match_conditions_are_valid_cel_selecting_exactly_restores(
 ) -> None:
     import celpy
 
-    from webhook.objects import PersistentVolumeClaim
-    from webhook.reading import read
-    from webhook.records import snapshot_source
+    from webhook.model.objects import PersistentVolumeClaim
+    from webhook.model.reading import read
+    from webhook.model.records import snapshot_source
 
     (hook,) = [
         h for h in declared["webhooks"] if h["rules"][0]["resources"] == ["persistentvolumeclaims"]

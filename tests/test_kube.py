@@ -19,10 +19,10 @@ from builders import (
 )
 from fakeapi import FakeAPIServer, fake_apiserver
 
-from webhook import kinds
 from webhook.admission import read_review
 from webhook.kubeapi import KubeAPI, api_client
-from webhook.reading import parse_object
+from webhook.model import kinds
+from webhook.model.reading import parse_object
 from webhook.rules import Policy
 from webhook.service import Webhook
 from webhook.state.index import StateIndex

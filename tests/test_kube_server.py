@@ -192,7 +192,7 @@ def test_sigterm_exits_within_ten_seconds_with_every_watch_open(
 
     from test_deploy import container, render
 
-    from webhook.kinds import KINDS
+    from webhook.model.kinds import KINDS
 
     flags = [a for a in container(render("deploy"))["args"] if a.startswith("--shutdown-")]
     assert "--shutdown-delay-seconds=5" in flags

@@ -24,7 +24,7 @@ def imports(path: Path) -> set[str]:
 
 LOWER = sorted(
     [*PACKAGE.glob("state/*.py"), *PACKAGE.glob("rules/*.py")]
-    + [PACKAGE / name for name in ("values.py", "reading.py", "records.py", "objects.py")]
+    + [PACKAGE / "model" / name for name in ("values.py", "reading.py", "records.py", "objects.py")]
 )
 
 

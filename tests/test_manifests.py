@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.manifests import ManifestError, documents, read
+from webhook.model.manifests import ManifestError, documents, read
 
 
 def test_timestamps_stay_strings_as_the_apiserver_sends_them() -> None:

@@ -16,8 +16,8 @@ from builders import (
     snapshot_class,
 )
 
+from webhook.model.values import fit, show_pair
 from webhook.state.index import StateIndex
-from webhook.values import fit, show_pair
 
 NAMESPACE_A, NAMESPACE_B = "payments-production", "analytics-staging"
 SNAP = "postgres-data-snap-1"  # in the fixture cluster's "shop" namespace

@@ -15,11 +15,11 @@ import yaml
 from builders import review, snapshot_class
 
 from webhook.admission import BadReviewError, review_from_bytes
-from webhook.manifests import ManifestError, parse_documents
+from webhook.model.manifests import ManifestError, parse_documents
+from webhook.model.values import MAX_DEPTH, json_too_deep, too_deep
 from webhook.offline import run_check, run_review
 from webhook.rules import Policy
 from webhook.state.fixtures import ObjectStore
-from webhook.values import MAX_DEPTH, json_too_deep, too_deep
 
 SHAPES: dict[str, Callable[[int], str]] = {
     "objects": lambda level: "o",

@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from webhook import kinds
 from webhook.admission import (
     AdmissionRequest,
     BadReviewError,
@@ -32,8 +31,9 @@ from webhook.admission import (
     read_review_json,
 )
 from webhook.decide import Subject, read_subject
-from webhook.reading import UnreadableObjectError, parse_object, read
-from webhook.twins import twin
+from webhook.model import kinds
+from webhook.model.reading import UnreadableObjectError, parse_object, read
+from webhook.model.twins import twin
 
 ROOT = Path(__file__).resolve().parents[1]
 REVIEWS = [

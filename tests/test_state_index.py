@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from builders import add, changed, snapshot_class, snapshot_content, volume_snapshot
 
-from webhook import kinds
+from webhook.model import kinds
 from webhook.state.index import StateIndex
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from webhook.values import (
+from webhook.model.values import (
     MAX_DEPTH,
     TooDeepError,
     cel_equal,

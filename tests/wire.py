@@ -16,7 +16,7 @@ import json
 import uuid
 from typing import Any
 
-from webhook import kinds
+from webhook.model import kinds
 
 Obj = dict[str, Any]
 

@@ -20,10 +20,10 @@ from typing import Any
 import msgspec
 import orjson
 
-from webhook.objects import Model
-from webhook.reading import UnreadableObjectError, decoder, read
+from webhook.model.objects import Model
+from webhook.model.reading import UnreadableObjectError, decoder, read
+from webhook.model.values import MAX_DEPTH, fit, json_too_deep, show, type_name
 from webhook.rules.base import Finding
-from webhook.values import MAX_DEPTH, fit, json_too_deep, show, type_name
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 MAX_WARNING_CHARS = 255  # the apiserver drops longer warnings; keep each under 256

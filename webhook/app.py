@@ -25,8 +25,8 @@ from webhook.admission import BadReviewError, response, review_from_bytes
 from webhook.health import Readiness
 from webhook.logs import AdmissionLog
 from webhook.metrics import Metrics, verdict_label
+from webhook.model.values import show
 from webhook.service import Webhook
-from webhook.values import show
 
 ADMISSION_PATHS = ("/validate", "/volumesnapshot", "/volumegroupsnapshot")
 JSON = "application/json"

@@ -4,9 +4,9 @@ of one."""
 
 from __future__ import annotations
 
-from webhook import kinds
 from webhook.admission import AdmissionRequest
-from webhook.reading import UnreadableObjectError, parse_object
+from webhook.model import kinds
+from webhook.model.reading import UnreadableObjectError, parse_object
 from webhook.state.index import StateIndex
 
 

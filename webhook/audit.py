@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from webhook.kinds import FAMILIES, Role, for_role
+from webhook.model.kinds import FAMILIES, Role, for_role
 from webhook.rules import Policy, rules_for
 from webhook.rules.base import CrossContext, Mode, Operation, Stage
 from webhook.state.index import StateIndex

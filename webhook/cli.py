@@ -24,7 +24,7 @@ from webhook import __version__
 from webhook.authorize import DEFAULT_GROUPS, AllowList, Requester
 from webhook.certs import CertificateError
 from webhook.kubeapi import KubeConfigError
-from webhook.manifests import ManifestError
+from webhook.model.manifests import ManifestError
 from webhook.offline import EXIT_OK, EXIT_UNREADABLE
 from webhook.rules import Policy, UnknownRuleError
 from webhook.settings import DEFAULT_MAX_BODY_BYTES, Settings

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from webhook.kinds import GROUP_SNAPSHOT_GROUP, KINDS, SNAPSHOT_GROUP, KindInfo, judged
+from webhook.model.kinds import GROUP_SNAPSHOT_GROUP, KINDS, SNAPSHOT_GROUP, KindInfo, judged
 from webhook.policies import unchanged
 
 NAME = "snapshot-webhook"

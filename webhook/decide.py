@@ -25,15 +25,15 @@ from typing import Any
 
 import msgspec
 
-from webhook import kinds, objects
 from webhook.admission import AdmissionRequest, Verdict, allowed, denied, errored
-from webhook.kinds import KindInfo, Role, judged
-from webhook.reading import UnreadableObjectError, decoder, parse_object, value_of
-from webhook.records import Record, claim_under_review, snapshot_source, to_record
+from webhook.model import kinds, objects
+from webhook.model.kinds import KindInfo, Role, judged
+from webhook.model.reading import UnreadableObjectError, decoder, parse_object, value_of
+from webhook.model.records import Record, claim_under_review, snapshot_source, to_record
+from webhook.model.values import TooDeepError, cel_equal
 from webhook.rules import Policy
 from webhook.rules.base import CrossContext, Finding, Operation
 from webhook.state.view import StateView
-from webhook.values import TooDeepError, cel_equal
 
 CLEANUP_OPERATIONS = ("DELETE", "CONNECT")
 

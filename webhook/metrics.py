@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 
 from webhook import __version__
 from webhook.admission import Verdict
-from webhook.kinds import KINDS, KindInfo
+from webhook.model.kinds import KINDS, KindInfo
 
 # Label values come only from these fixed sets, never from a request as sent:
 # a caller could otherwise grow /metrics without bound with made-up kinds.

@@ -9,7 +9,6 @@ from typing import IO, Any
 
 import orjson
 
-from webhook import kinds
 from webhook.admission import (
     AdmissionRequest,
     BadReviewError,
@@ -24,8 +23,9 @@ from webhook.audit import audit, by_rule
 from webhook.authorize import AllowList, Authorizer, Requester, needs_authorization, settle
 from webhook.decide import decide
 from webhook.kubeapi import KubeAPI, KubeConfigError, api_client
-from webhook.manifests import Document, ManifestError, documents, expand, read_bytes
-from webhook.reading import UnreadableObjectError, parse_object
+from webhook.model import kinds
+from webhook.model.manifests import Document, ManifestError, documents, expand, read_bytes
+from webhook.model.reading import UnreadableObjectError, parse_object
 from webhook.rules import Policy
 from webhook.service import Webhook
 from webhook.state.fixtures import ObjectStore, with_namespace

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from webhook.kinds import KINDS
+from webhook.model.kinds import KINDS
 from webhook.settings import Settings
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.kinds import GROUP, KINDS, VOLUME, Family
+from webhook.model.kinds import GROUP, KINDS, VOLUME, Family
 from webhook.rules import BY_ID, Policy
 from webhook.rules.base import Mode
 

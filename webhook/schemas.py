@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 
 from webhook.admission import AdmissionReviewRequest
-from webhook.kinds import KINDS
-from webhook.twins import twin
+from webhook.model.kinds import KINDS
+from webhook.model.twins import twin
 
 
 def generate() -> dict[str, dict[str, Any]]:

@@ -21,14 +21,14 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from webhook import kinds
 from webhook.admission import AdmissionRequest, Review, Verdict, allowed, denied, errored
 from webhook.apply import apply_admitted
 from webhook.authorize import AllowList, Authorizer, Requester, needs_authorization, settle
 from webhook.claims import Holder, LeaseClaims
 from webhook.decide import Subject, judge, read_subject, subject_record
-from webhook.kinds import KindInfo, Role
-from webhook.records import ClaimRecord, ContentRecord, Record, SnapshotRecord
+from webhook.model import kinds
+from webhook.model.kinds import KindInfo, Role
+from webhook.model.records import ClaimRecord, ContentRecord, Record, SnapshotRecord
 from webhook.rules import BY_ID, Policy
 from webhook.rules.base import Finding, Mode
 from webhook.slots import Slot, holds, taken_by

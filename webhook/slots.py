@@ -16,8 +16,8 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from webhook.kinds import Family
-from webhook.records import ClassRecord, ContentRecord, Record, SnapshotRecord
+from webhook.model.kinds import Family
+from webhook.model.records import ClassRecord, ContentRecord, Record, SnapshotRecord
 from webhook.state.view import FamilyView
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.kinds import Family, Role
+from webhook.model.kinds import Family, Role
 from webhook.rules import content, restore, snapshot, snapshot_class
 from webhook.rules.base import Mode, Rule, Stage
 

@@ -18,10 +18,10 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from webhook.kinds import FAMILIES, Family, Role
-from webhook.records import Record
+from webhook.model.kinds import FAMILIES, Family, Role
+from webhook.model.records import Record
+from webhook.model.values import cel_equal, map_changes, show, show_pair, wire_names
 from webhook.state.view import FamilyView, VolumeView
-from webhook.values import cel_equal, map_changes, show, show_pair, wire_names
 
 __all__ = ["show"]  # rules format values with it
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from webhook import objects
-from webhook.kinds import GROUP, VOLUME, Family, Role
-from webhook.objects import ALLOW_VOLUME_MODE_CHANGE_ANNOTATION
-from webhook.records import ContentRecord, SnapshotRecord
+from webhook.model import objects
+from webhook.model.kinds import GROUP, VOLUME, Family, Role
+from webhook.model.objects import ALLOW_VOLUME_MODE_CHANGE_ANNOTATION
+from webhook.model.records import ContentRecord, SnapshotRecord
 from webhook.rules.base import (
     CrossContext,
     Mode,

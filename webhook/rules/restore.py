@@ -15,8 +15,8 @@ from typing import Any
 
 from kubernetes.utils import parse_quantity
 
-from webhook.kinds import VOLUME, Role
-from webhook.records import ClaimRecord, ContentRecord, SnapshotRecord, SnapshotSource
+from webhook.model.kinds import VOLUME, Role
+from webhook.model.records import ClaimRecord, ContentRecord, SnapshotRecord, SnapshotSource
 from webhook.rules.base import CrossContext, Mode, Problem, Rule, Stage, define, show
 
 REQUEST_PATH = "spec.resources.requests.storage"

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from webhook import objects
-from webhook.kinds import VOLUME, Family, Role
-from webhook.records import SnapshotRecord
+from webhook.model import objects
+from webhook.model.kinds import VOLUME, Family, Role
+from webhook.model.records import SnapshotRecord
 from webhook.rules.base import (
     CrossContext,
     Mode,

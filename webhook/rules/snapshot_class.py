@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from webhook import objects
-from webhook.kinds import Family, Role
-from webhook.records import ClassRecord
+from webhook.model import objects
+from webhook.model.kinds import Family, Role
+from webhook.model.records import ClassRecord
 from webhook.rules.base import (
     CrossContext,
     Mode,

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from webhook import kinds
-from webhook.kinds import KindInfo
-from webhook.manifests import Document, ManifestError, read
-from webhook.objects import KubeObject
-from webhook.reading import UnreadableObjectError, parse_object
+from webhook.model import kinds
+from webhook.model.kinds import KindInfo
+from webhook.model.manifests import Document, ManifestError, read
+from webhook.model.objects import KubeObject
+from webhook.model.reading import UnreadableObjectError, parse_object
 from webhook.state.index import StateIndex
 
 DEFAULT_NAMESPACE = "default"

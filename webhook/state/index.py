@@ -16,9 +16,9 @@ from collections import Counter
 from collections.abc import Hashable, Iterable
 from typing import Any, Generic, TypeVar
 
-from webhook.kinds import FAMILIES, Family, KindInfo, Role
-from webhook.objects import KubeObject
-from webhook.records import (
+from webhook.model.kinds import FAMILIES, Family, KindInfo, Role
+from webhook.model.objects import KubeObject
+from webhook.model.records import (
     ClaimRecord,
     ClassRecord,
     ContentRecord,

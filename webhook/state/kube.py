@@ -38,11 +38,11 @@ from typing import Any
 import orjson
 import urllib3
 
-from webhook.kinds import KINDS, KindInfo
 from webhook.kubeapi import APIStatusError, KubeAPI, json_or_none, status_message
-from webhook.objects import KubeObject
-from webhook.reading import UnreadableObjectError, parse_object
-from webhook.records import Record, to_record
+from webhook.model.kinds import KINDS, KindInfo
+from webhook.model.objects import KubeObject
+from webhook.model.reading import UnreadableObjectError, parse_object
+from webhook.model.records import Record, to_record
 from webhook.state.index import StateIndex
 
 log = logging.getLogger("snapshot_webhook.kube")

@@ -16,9 +16,9 @@ from typing import TypeVar
 
 import msgspec
 
-from webhook.kinds import Family, KindInfo
-from webhook.objects import KubeObject
-from webhook.records import (
+from webhook.model.kinds import Family, KindInfo
+from webhook.model.objects import KubeObject
+from webhook.model.records import (
     ClaimRecord,
     ClassRecord,
     ContentRecord,

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from webhook.kinds import Family
-from webhook.records import (
+from webhook.model.kinds import Family
+from webhook.model.records import (
     ClaimRecord,
     ClassRecord,
     ContentRecord,

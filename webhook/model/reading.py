@@ -19,10 +19,10 @@ import msgspec
 import orjson
 from pydantic import ValidationError
 
-from webhook import objects
-from webhook.kinds import KindInfo
-from webhook.twins import twin
-from webhook.values import TooDeepError, json_too_deep, show, type_name
+from webhook.model import objects
+from webhook.model.kinds import KindInfo
+from webhook.model.twins import twin
+from webhook.model.values import TooDeepError, json_too_deep, show, type_name
 
 V = TypeVar("V", bound=msgspec.Struct)
 

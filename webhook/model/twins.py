@@ -1,6 +1,6 @@
 """Pydantic twins of the msgspec views, generated from them so the two never drift.
 
-The views (`webhook.objects`, the admission envelope) are what the webhook
+The views (`webhook.model.objects`, the admission envelope) are what the webhook
 decodes and judges. A twin has the same fields, wire names, defaults and
 strictness; it serves what msgspec does not: the JSON Schema documents in
 `schemas/`, and the field-by-field error message when a value does not read

@@ -7,7 +7,7 @@ number is an unreadable object, never silently coerced. Absent and null both
 read as None, which is exactly the comparison the transition rules need.
 
 The views are msgspec structs, decoded straight from the request's bytes.
-Their pydantic twins (`webhook.twins`) give the JSON Schema documents and the
+Their pydantic twins (`webhook.model.twins`) give the JSON Schema documents and the
 words of the error message when an object does not read.
 
 Pure: no I/O.

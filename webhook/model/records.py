@@ -17,8 +17,8 @@ import sys
 
 import msgspec
 
-from webhook import objects
-from webhook.kinds import Family, KindInfo, Role
+from webhook.model import objects
+from webhook.model.kinds import Family, KindInfo, Role
 
 
 class Identity(msgspec.Struct, frozen=True, gc=False):

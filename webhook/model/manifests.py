@@ -18,7 +18,7 @@ from typing import IO, Any
 import orjson
 import yaml
 
-from webhook.values import MAX_DEPTH, json_too_deep, type_name
+from webhook.model.values import MAX_DEPTH, json_too_deep, type_name
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # far above any real manifest; stops a runaway read
 # libyaml's C composer recurses without a bound and crashes the process on deep
