@@ -14,7 +14,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from webhook.app import send_json
-from webhook.certwatch import server_context
+from webhook.tls.watch import server_context
 
 ANSWER = orjson.dumps(
     {

@@ -30,7 +30,7 @@ import httpx
 from bench.claims import section as claims_section
 from bench.payloads import ROOT, SMALL_STATE, large_state, payloads
 from bench.profile import decision_profile
-from webhook import certs
+from webhook.tls import certs
 
 WRK_SCRIPT = ROOT / "bench" / "wrk.lua"
 HISTORY = """## What was changed, and why it was kept

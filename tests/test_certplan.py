@@ -8,8 +8,8 @@ import datetime
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from webhook import certs
-from webhook.certplan import Lifetimes, ManagedPair, from_secret_data, plan
+from webhook.tls import certs
+from webhook.tls.plan import Lifetimes, ManagedPair, from_secret_data, plan
 
 NAMES = certs.service_names("snapshot-webhook", "snapshot-webhook")
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)

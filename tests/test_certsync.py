@@ -13,9 +13,9 @@ import yaml
 from fakeapi import FakeAPIServer, fake_apiserver
 from serving import ROOT
 
-from webhook import certs
-from webhook.certsync import CertificateManager
 from webhook.kubeapi import KubeAPI, api_client
+from webhook.tls import certs
+from webhook.tls.sync import CertificateManager
 
 NAMESPACE = "snapshot-webhook"
 SECRET = ("", "secrets", NAMESPACE, "snapshot-webhook-tls")

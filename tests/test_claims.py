@@ -14,7 +14,7 @@ from fakeapi import FakeAPIServer, fake_apiserver
 from webhook.claims import Holder, LeaseClaims
 from webhook.kubeapi import KubeAPI, api_client
 from webhook.model import kinds
-from webhook.slots import Slot
+from webhook.state.slots import Slot
 
 LEASES = ("coordination.k8s.io", "leases")
 SLOT = Slot(

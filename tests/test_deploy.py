@@ -14,10 +14,10 @@ import pytest
 import yaml
 from serving import ROOT
 
-from webhook import certs
 from webhook.app import ADMISSION_PATHS
 from webhook.cli import build_parser, settings_from
 from webhook.model.kinds import KINDS
+from webhook.tls import certs
 
 KUBECTL = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
 

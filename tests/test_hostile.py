@@ -309,7 +309,7 @@ def test_tls_below_1_2_is_refused(server: Server) -> None:
 
 
 def test_client_certificates_are_required_with_a_client_ca(tmp_path: Path) -> None:
-    from webhook import certs
+    from webhook.tls import certs
 
     client_ca_key, client_ca = certs.make_ca(30)
     key, cert = certs.make_serving_cert(

@@ -209,7 +209,7 @@ def test_every_call_in_each_mode_is_granted(fake: FakeAPIServer, tmp_path: Path,
     settings = settings_from(build_parser().parse_args(args))
     extra: list[str] = []
     if settings.ca_bundle_file is not None:  # a provided pair, with the CA beside it
-        from webhook import certs
+        from webhook.tls import certs
 
         paths = certs.ensure(tmp_path / "provided", ["127.0.0.1", "localhost"])
         extra = [

@@ -19,7 +19,7 @@ from cryptography import x509
 from figures import record_figure
 from serving import JSON_HEADERS, Server, running_server
 
-from webhook import certs
+from webhook.tls import certs
 
 ROTATION_DEADLINE = 10.0  # new handshakes must see a new certificate within this
 

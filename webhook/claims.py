@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.kubeapi import APIStatusError, KubeAPI, status_message
-from webhook.slots import Slot
+from webhook.state.slots import Slot
 
 log = logging.getLogger("snapshot_webhook.claims")
 

@@ -22,12 +22,12 @@ from pydantic import ValidationError
 
 from webhook import __version__
 from webhook.authorize import DEFAULT_GROUPS, AllowList, Requester
-from webhook.certs import CertificateError
 from webhook.kubeapi import KubeConfigError
 from webhook.model.manifests import ManifestError
 from webhook.offline import EXIT_OK, EXIT_UNREADABLE
 from webhook.rules import Policy, UnknownRuleError
 from webhook.settings import DEFAULT_MAX_BODY_BYTES, Settings
+from webhook.tls.certs import CertificateError
 
 
 def _add_state_and_rules(parser: argparse.ArgumentParser) -> None:
@@ -604,9 +604,9 @@ class ConfigurationError(ValueError):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from webhook.certsync import CertificateSyncError
-    from webhook.certwatch import TLSFileError
     from webhook.server import serve
+    from webhook.tls.sync import CertificateSyncError
+    from webhook.tls.watch import TLSFileError
 
     try:
         settings = settings_from(args)
@@ -626,7 +626,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _certs(args: argparse.Namespace) -> int:
-    from webhook import certs
+    from webhook.tls import certs
 
     names = certs.service_names(args.service, args.namespace)
     paths = certs.ensure(Path(args.out), names, days=args.days, force=args.force, reissue=True)

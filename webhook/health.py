@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from webhook.certwatch import CertificateReloader
 from webhook.state.kube import SyncStatus
+from webhook.tls.watch import CertificateReloader
 
 
 @dataclass

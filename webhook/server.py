@@ -30,13 +30,10 @@ from typing import Any
 
 import uvicorn
 
-from webhook import __version__, certs, logs
+from webhook import __version__, logs
 from webhook.app import Edge, create_app, create_probe_app
 from webhook.audit import audit, by_rule
 from webhook.authorize import AccessReviews, AllowList
-from webhook.certplan import Lifetimes, ManagedPair
-from webhook.certsync import CertificateManager
-from webhook.certwatch import CertificateReloader, server_context
 from webhook.claims import RELEASE_GRACE, LeaseClaims
 from webhook.configuration import configuration
 from webhook.health import Readiness
@@ -54,6 +51,10 @@ from webhook.state.fixtures import ObjectStore
 from webhook.state.index import StateIndex
 from webhook.state.kube import ClusterState, WatchSettings
 from webhook.state.layers import Reservations
+from webhook.tls import certs
+from webhook.tls.plan import Lifetimes, ManagedPair
+from webhook.tls.sync import CertificateManager
+from webhook.tls.watch import CertificateReloader, server_context
 
 log = logging.getLogger("snapshot_webhook.server")
 

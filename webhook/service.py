@@ -31,9 +31,9 @@ from webhook.model.kinds import KindInfo, Role
 from webhook.model.records import ClaimRecord, ContentRecord, Record, SnapshotRecord
 from webhook.rules import BY_ID, Policy
 from webhook.rules.base import Finding, Mode
-from webhook.slots import Slot, holds, taken_by
 from webhook.state.index import StateIndex
 from webhook.state.layers import LayeredState, Reservations
+from webhook.state.slots import Slot, holds, taken_by
 from webhook.state.view import StateView
 
 log = logging.getLogger("snapshot_webhook.admission")

@@ -32,7 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from webhook import certs
+from webhook.tls import certs
 
 CA_BUNDLE_KEY, CA_KEY_KEY, CERT_KEY, KEY_KEY = "ca.crt", "ca.key", "tls.crt", "tls.key"
 

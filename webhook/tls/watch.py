@@ -22,7 +22,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from webhook.certs import not_after
+from webhook.tls.certs import not_after
 
 log = logging.getLogger("snapshot_webhook.tls")
 
