@@ -14,7 +14,7 @@ from fakeapi import FakeAPIServer, fake_apiserver
 
 from webhook.admission import read_review
 from webhook.authorize import AccessReviews, AllowList, Decision, Requester, settle
-from webhook.kubeapi import KubeAPI, api_client
+from webhook.cluster.api import KubeAPI, api_client
 from webhook.model.objects import ALLOW_VOLUME_MODE_CHANGE_ANNOTATION as ANNOTATION
 from webhook.rules import Policy
 from webhook.service import Webhook

@@ -13,7 +13,7 @@ import yaml
 from fakeapi import FakeAPIServer, fake_apiserver
 from serving import ROOT
 
-from webhook.kubeapi import KubeAPI, api_client
+from webhook.cluster.api import KubeAPI, api_client
 from webhook.tls import certs
 from webhook.tls.sync import CertificateManager
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from fakeapi import FakeAPIServer, fake_apiserver
 
-from webhook.claims import Holder, LeaseClaims
-from webhook.kubeapi import KubeAPI, api_client
+from webhook.cluster.api import KubeAPI, api_client
+from webhook.cluster.claims import Holder, LeaseClaims
 from webhook.model import kinds
 from webhook.state.slots import Slot
 

@@ -114,7 +114,7 @@ def bound_grants(docs: list[dict[str, Any]], kind: str) -> set[tuple[str, str, s
 
 @pytest.mark.parametrize("path", OVERLAYS)
 def test_every_overlay_grants_exactly_what_its_mode_uses(path: str) -> None:
-    from webhook.permissions import cluster_grants, namespace_grants
+    from webhook.cluster.permissions import cluster_grants, namespace_grants
 
     docs = render(path)
     settings = settings_from(build_parser().parse_args(container(docs)["args"]))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fakeapi import fake_apiserver
 
-from webhook.kubeapi import KubeAPI, api_client, own_namespace
+from webhook.cluster.api import KubeAPI, api_client, own_namespace
 from webhook.server import check_server_version
 
 

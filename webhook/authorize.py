@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.admission import UserInfo, Verdict, allowed, denied
-from webhook.kubeapi import APIStatusError, KubeAPI, status_message
+from webhook.cluster.api import APIStatusError, KubeAPI, status_message
 from webhook.rules.base import Finding
 from webhook.rules.content import (
     VOLUME_MODE_CHANGE_PATH,

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from webhook import __version__
 from webhook.authorize import DEFAULT_GROUPS, AllowList, Requester
-from webhook.kubeapi import KubeConfigError
+from webhook.cluster.api import KubeConfigError
 from webhook.model.manifests import ManifestError
 from webhook.offline import EXIT_OK, EXIT_UNREADABLE
 from webhook.rules import Policy, UnknownRuleError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from webhook.state.kube import SyncStatus
+from webhook.cluster.watch import SyncStatus
 from webhook.tls.watch import CertificateReloader
 
 

@@ -21,15 +21,15 @@ from webhook.admission import (
 )
 from webhook.audit import audit, by_rule
 from webhook.authorize import AllowList, Authorizer, Requester, needs_authorization, settle
+from webhook.cluster.api import KubeAPI, KubeConfigError, api_client
+from webhook.cluster.watch import ClusterState, WatchSettings
 from webhook.decide import decide
-from webhook.kubeapi import KubeAPI, KubeConfigError, api_client
 from webhook.model import kinds
 from webhook.model.manifests import Document, ManifestError, documents, expand, read_bytes
 from webhook.model.reading import UnreadableObjectError, parse_object
 from webhook.rules import Policy
 from webhook.service import Webhook
 from webhook.state.fixtures import ObjectStore, with_namespace
-from webhook.state.kube import ClusterState, WatchSettings
 
 EXIT_OK, EXIT_DENIED, EXIT_UNREADABLE = 0, 1, 2
 DEFAULT_ALLOW_LIST = AllowList()

@@ -34,22 +34,22 @@ from webhook import __version__, logs
 from webhook.app import Edge, create_app, create_probe_app
 from webhook.audit import audit, by_rule
 from webhook.authorize import AccessReviews, AllowList
-from webhook.claims import RELEASE_GRACE, LeaseClaims
+from webhook.cluster.api import KubeAPI, api_client, own_namespace
+from webhook.cluster.claims import RELEASE_GRACE, LeaseClaims
+from webhook.cluster.registration import Registrar
+from webhook.cluster.registration import maintain as maintain_registration
+from webhook.cluster.watch import ClusterState, WatchSettings
 from webhook.configuration import configuration
 from webhook.health import Readiness
-from webhook.kubeapi import KubeAPI, api_client, own_namespace
 from webhook.logs import AdmissionLog
 from webhook.metrics import Metrics
 from webhook.protocol import guarded_protocol
-from webhook.registration import Registrar
-from webhook.registration import maintain as maintain_registration
 from webhook.rules import CATALOG, Policy
 from webhook.rules.base import Stage
 from webhook.service import Webhook
 from webhook.settings import Settings
 from webhook.state.fixtures import ObjectStore
 from webhook.state.index import StateIndex
-from webhook.state.kube import ClusterState, WatchSettings
 from webhook.state.layers import Reservations
 from webhook.tls import certs
 from webhook.tls.plan import Lifetimes, ManagedPair

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from webhook.admission import AdmissionRequest, Review, Verdict, allowed, denied, errored
 from webhook.apply import apply_admitted
 from webhook.authorize import AllowList, Authorizer, Requester, needs_authorization, settle
-from webhook.claims import Holder, LeaseClaims
+from webhook.cluster.claims import Holder, LeaseClaims
 from webhook.decide import Subject, judge, read_subject, subject_record
 from webhook.model import kinds
 from webhook.model.kinds import KindInfo, Role

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.kubeapi import APIStatusError, KubeAPI, status_message, status_reason
+from webhook.cluster.api import APIStatusError, KubeAPI, status_message, status_reason
 from webhook.tls.plan import Lifetimes, ManagedPair, from_secret_data, plan
 
 log = logging.getLogger("snapshot_webhook.certificates")

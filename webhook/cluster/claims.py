@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.kubeapi import APIStatusError, KubeAPI, status_message
+from webhook.cluster.api import APIStatusError, KubeAPI, status_message
 from webhook.state.slots import Slot
 
 log = logging.getLogger("snapshot_webhook.claims")

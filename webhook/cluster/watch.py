@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 import urllib3
 
-from webhook.kubeapi import APIStatusError, KubeAPI, json_or_none, status_message
+from webhook.cluster.api import APIStatusError, KubeAPI, json_or_none, status_message
 from webhook.model.kinds import KINDS, KindInfo
 from webhook.model.objects import KubeObject
 from webhook.model.reading import UnreadableObjectError, parse_object
