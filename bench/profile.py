@@ -12,11 +12,11 @@ from pathlib import Path
 import orjson
 
 from bench.payloads import SMALL_STATE
-from webhook.admission import read_review_json, response
-from webhook.decide import judge, read_subject
+from webhook.decide.admission import read_review_json, response
+from webhook.decide.judge import judge, read_subject
+from webhook.decide.service import Webhook
 from webhook.model.values import json_too_deep
 from webhook.rules import Policy
-from webhook.service import Webhook
 from webhook.state.fixtures import ObjectStore
 
 ROUNDS = 2000

@@ -19,9 +19,9 @@ import atheris
 with atheris.instrument_imports(include=["webhook"]):
     import orjson
 
-    from webhook.admission import BadReviewError, read_review, response
+    from webhook.decide.admission import BadReviewError, read_review, response
+    from webhook.decide.service import Webhook
     from webhook.rules import Policy
-    from webhook.service import Webhook
     from webhook.state.fixtures import ObjectStore
 
 ROOT = Path(__file__).resolve().parents[1]

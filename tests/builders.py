@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from webhook.admission import Verdict, read_review
-from webhook.decide import decide
+from webhook.decide.admission import Verdict, read_review
+from webhook.decide.judge import decide
 from webhook.model import kinds
 from webhook.model.reading import parse_object
 from webhook.rules import Policy

@@ -12,12 +12,12 @@ import pytest
 from builders import changed, judge, review, snapshot_content
 from fakeapi import FakeAPIServer, fake_apiserver
 
-from webhook.admission import read_review
-from webhook.authorize import AccessReviews, AllowList, Decision, Requester, settle
 from webhook.cluster.api import KubeAPI, api_client
+from webhook.decide.admission import read_review
+from webhook.decide.authorize import AccessReviews, AllowList, Decision, Requester, settle
+from webhook.decide.service import Webhook
 from webhook.model.objects import ALLOW_VOLUME_MODE_CHANGE_ANNOTATION as ANNOTATION
 from webhook.rules import Policy
-from webhook.service import Webhook
 from webhook.state.index import StateIndex
 
 RULE = "content.volume-mode-change.authorized"
@@ -97,7 +97,7 @@ def test_who_may_set_the_annotation_does_not_depend_on_the_lifecycle(state: Stat
 def test_the_audit_does_not_report_who_set_the_annotation(state: StateIndex) -> None:
     from builders import add
 
-    from webhook.audit import audit
+    from webhook.decide.audit import audit
 
     add(state, MARKED)
     assert RULE not in {f.rule_id for f in audit(state, Policy())}

@@ -15,7 +15,7 @@ import pytest
 from builders import judge
 from conftest import CLUSTER
 
-from webhook.admission import read_review, response
+from webhook.decide.admission import read_review, response
 from webhook.state.fixtures import ObjectStore
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"

@@ -15,7 +15,7 @@ from builders import (
     warned_ids,
 )
 
-from webhook.admission import MAX_WARNING_CHARS, read_review
+from webhook.decide.admission import MAX_WARNING_CHARS, read_review
 from webhook.rules import BY_ID, Policy, UnknownRuleError
 from webhook.rules.base import Mode
 from webhook.state.index import StateIndex

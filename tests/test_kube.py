@@ -19,13 +19,13 @@ from builders import (
 )
 from fakeapi import FakeAPIServer, fake_apiserver
 
-from webhook.admission import read_review
 from webhook.cluster.api import KubeAPI, api_client
 from webhook.cluster.watch import ClusterState, WatchSettings
+from webhook.decide.admission import read_review
+from webhook.decide.service import Webhook
 from webhook.model import kinds
 from webhook.model.reading import parse_object
 from webhook.rules import Policy
-from webhook.service import Webhook
 from webhook.state.index import StateIndex
 from webhook.state.layers import Reservations
 

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "webhook"
-UPPER = {"webhook.decide", "webhook.service", "webhook.app", "webhook.server", "webhook.cli"}
+UPPER = {
+    "webhook.decide.judge",
+    "webhook.decide.service",
+    "webhook.app",
+    "webhook.server",
+    "webhook.cli",
+}
 
 
 def imports(path: Path) -> set[str]:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from builders import review, snapshot_class
 
-from webhook.admission import BadReviewError, review_from_bytes
+from webhook.decide.admission import BadReviewError, review_from_bytes
 from webhook.model.manifests import ManifestError, parse_documents
 from webhook.model.values import MAX_DEPTH, json_too_deep, too_deep
 from webhook.offline import run_check, run_review

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from webhook.admission import (
+from webhook.decide.admission import (
     AdmissionRequest,
     BadReviewError,
     GroupVersionKind,
@@ -30,7 +30,7 @@ from webhook.admission import (
     read_review,
     read_review_json,
 )
-from webhook.decide import Subject, read_subject
+from webhook.decide.judge import Subject, read_subject
 from webhook.model import kinds
 from webhook.model.reading import UnreadableObjectError, parse_object, read
 from webhook.model.twins import twin

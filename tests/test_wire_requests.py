@@ -21,7 +21,7 @@ from builders import (
 )
 from wire import wire_review
 
-from webhook.admission import read_review, response
+from webhook.decide.admission import read_review, response
 from webhook.state.index import StateIndex
 
 Obj = dict[str, Any]

@@ -21,12 +21,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webhook import __version__
-from webhook.admission import BadReviewError, response, review_from_bytes
+from webhook.decide.admission import BadReviewError, response, review_from_bytes
+from webhook.decide.service import Webhook
 from webhook.health import Readiness
 from webhook.logs import AdmissionLog
 from webhook.metrics import Metrics, verdict_label
 from webhook.model.values import show
-from webhook.service import Webhook
 
 ADMISSION_PATHS = ("/validate", "/volumesnapshot", "/volumegroupsnapshot")
 JSON = "application/json"

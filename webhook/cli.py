@@ -21,8 +21,8 @@ from typing import IO
 from pydantic import ValidationError
 
 from webhook import __version__
-from webhook.authorize import DEFAULT_GROUPS, AllowList, Requester
 from webhook.cluster.api import KubeConfigError
+from webhook.decide.authorize import DEFAULT_GROUPS, AllowList, Requester
 from webhook.model.manifests import ManifestError
 from webhook.offline import EXIT_OK, EXIT_UNREADABLE
 from webhook.rules import Policy, UnknownRuleError

@@ -21,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from webhook import __version__
-from webhook.admission import Verdict
+from webhook.decide.admission import Verdict
 from webhook.model.kinds import KINDS, KindInfo
 
 # Label values come only from these fixed sets, never from a request as sent:

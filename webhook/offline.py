@@ -9,7 +9,9 @@ from typing import IO, Any
 
 import orjson
 
-from webhook.admission import (
+from webhook.cluster.api import KubeAPI, KubeConfigError, api_client
+from webhook.cluster.watch import ClusterState, WatchSettings
+from webhook.decide.admission import (
     AdmissionRequest,
     BadReviewError,
     GroupVersionKind,
@@ -19,16 +21,14 @@ from webhook.admission import (
     response,
     review_from_bytes,
 )
-from webhook.audit import audit, by_rule
-from webhook.authorize import AllowList, Authorizer, Requester, needs_authorization, settle
-from webhook.cluster.api import KubeAPI, KubeConfigError, api_client
-from webhook.cluster.watch import ClusterState, WatchSettings
-from webhook.decide import decide
+from webhook.decide.audit import audit, by_rule
+from webhook.decide.authorize import AllowList, Authorizer, Requester, needs_authorization, settle
+from webhook.decide.judge import decide
+from webhook.decide.service import Webhook
 from webhook.model import kinds
 from webhook.model.manifests import Document, ManifestError, documents, expand, read_bytes
 from webhook.model.reading import UnreadableObjectError, parse_object
 from webhook.rules import Policy
-from webhook.service import Webhook
 from webhook.state.fixtures import ObjectStore, with_namespace
 
 EXIT_OK, EXIT_DENIED, EXIT_UNREADABLE = 0, 1, 2

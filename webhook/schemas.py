@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from webhook.admission import AdmissionReviewRequest
+from webhook.decide.admission import AdmissionReviewRequest
 from webhook.model.kinds import KINDS
 from webhook.model.twins import twin
 

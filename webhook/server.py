@@ -32,21 +32,21 @@ import uvicorn
 
 from webhook import __version__, logs
 from webhook.app import Edge, create_app, create_probe_app
-from webhook.audit import audit, by_rule
-from webhook.authorize import AccessReviews, AllowList
 from webhook.cluster.api import KubeAPI, api_client, own_namespace
 from webhook.cluster.claims import RELEASE_GRACE, LeaseClaims
 from webhook.cluster.registration import Registrar
 from webhook.cluster.registration import maintain as maintain_registration
 from webhook.cluster.watch import ClusterState, WatchSettings
 from webhook.configuration import configuration
+from webhook.decide.audit import audit, by_rule
+from webhook.decide.authorize import AccessReviews, AllowList
+from webhook.decide.service import Webhook
 from webhook.health import Readiness
 from webhook.logs import AdmissionLog
 from webhook.metrics import Metrics
 from webhook.protocol import guarded_protocol
 from webhook.rules import CATALOG, Policy
 from webhook.rules.base import Stage
-from webhook.service import Webhook
 from webhook.settings import Settings
 from webhook.state.fixtures import ObjectStore
 from webhook.state.index import StateIndex

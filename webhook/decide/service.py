@@ -21,11 +21,11 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from webhook.admission import AdmissionRequest, Review, Verdict, allowed, denied, errored
-from webhook.apply import apply_admitted
-from webhook.authorize import AllowList, Authorizer, Requester, needs_authorization, settle
 from webhook.cluster.claims import Holder, LeaseClaims
-from webhook.decide import Subject, judge, read_subject, subject_record
+from webhook.decide.admission import AdmissionRequest, Review, Verdict, allowed, denied, errored
+from webhook.decide.apply import apply_admitted
+from webhook.decide.authorize import AllowList, Authorizer, Requester, needs_authorization, settle
+from webhook.decide.judge import Subject, judge, read_subject, subject_record
 from webhook.model import kinds
 from webhook.model.kinds import KindInfo, Role
 from webhook.model.records import ClaimRecord, ContentRecord, Record, SnapshotRecord

@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-from webhook.admission import AdmissionRequest, Verdict, allowed, denied, errored
+from webhook.decide.admission import AdmissionRequest, Verdict, allowed, denied, errored
 from webhook.model import kinds, objects
 from webhook.model.kinds import KindInfo, Role, judged
 from webhook.model.reading import UnreadableObjectError, decoder, parse_object, value_of

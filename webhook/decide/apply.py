@@ -4,7 +4,7 @@ of one."""
 
 from __future__ import annotations
 
-from webhook.admission import AdmissionRequest
+from webhook.decide.admission import AdmissionRequest
 from webhook.model import kinds
 from webhook.model.reading import UnreadableObjectError, parse_object
 from webhook.state.index import StateIndex

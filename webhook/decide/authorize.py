@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.admission import UserInfo, Verdict, allowed, denied
 from webhook.cluster.api import APIStatusError, KubeAPI, status_message
+from webhook.decide.admission import UserInfo, Verdict, allowed, denied
 from webhook.rules.base import Finding
 from webhook.rules.content import (
     VOLUME_MODE_CHANGE_PATH,
