@@ -13,7 +13,7 @@ import orjson
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from webhook.app import send_json
+from webhook.serving.app import send_json
 from webhook.tls.watch import server_context
 
 ANSWER = orjson.dumps(

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from serving import ROOT
 
-from webhook.app import ADMISSION_PATHS
 from webhook.cli import build_parser, settings_from
 from webhook.model.kinds import KINDS
+from webhook.serving.app import ADMISSION_PATHS
 from webhook.tls import certs
 
 KUBECTL = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
@@ -155,7 +155,7 @@ def declared() -> dict[str, Any]:
 
 
 def test_the_declared_configuration_is_the_registered_one(declared: dict[str, Any]) -> None:
-    from webhook.configuration import configuration
+    from webhook.render.configuration import configuration
 
     assert declared == configuration("snapshot-webhook", "snapshot-webhook")
     result = cli_run("webhook-configuration")

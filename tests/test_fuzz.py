@@ -24,11 +24,11 @@ from figures import record_figure
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from webhook.app import Edge, create_app
 from webhook.decide.service import Webhook
-from webhook.health import Readiness
-from webhook.metrics import Metrics
 from webhook.rules import Policy
+from webhook.serving.app import Edge, create_app
+from webhook.serving.health import Readiness
+from webhook.serving.metrics import Metrics
 from webhook.state.fixtures import ObjectStore
 
 ROOT = Path(__file__).resolve().parents[1]

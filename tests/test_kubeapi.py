@@ -10,7 +10,7 @@ import pytest
 from fakeapi import fake_apiserver
 
 from webhook.cluster.api import KubeAPI, api_client, own_namespace
-from webhook.server import check_server_version
+from webhook.serving.server import check_server_version
 
 
 def kubeconfig(tmp_path: Path, namespace: str | None) -> str:

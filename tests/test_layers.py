@@ -12,8 +12,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "webhook"
 UPPER = {
     "webhook.decide.judge",
     "webhook.decide.service",
-    "webhook.app",
-    "webhook.server",
+    "webhook.serving.app",
+    "webhook.serving.server",
     "webhook.cli",
 }
 

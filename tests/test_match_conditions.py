@@ -35,9 +35,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from serving import ROOT
 
-from webhook.configuration import webhooks
 from webhook.model import kinds
 from webhook.model.objects import ALLOW_VOLUME_MODE_CHANGE_ANNOTATION
+from webhook.render.configuration import webhooks
 from webhook.state.fixtures import ObjectStore
 from webhook.state.index import StateIndex
 

@@ -82,7 +82,7 @@ def test_alerts_pass_promtool(tmp_path: Path) -> None:
 
 
 def test_the_metrics_the_alerts_read_are_the_ones_the_server_exports() -> None:
-    from webhook.metrics import Metrics
+    from webhook.serving.metrics import Metrics
 
     text = Metrics().registry
     from prometheus_client import generate_latest
@@ -103,7 +103,7 @@ def test_the_metrics_the_alerts_read_are_the_ones_the_server_exports() -> None:
         "snapshot_webhook_audit_violations",
     ):
         assert name in expressions
-        assert name.removesuffix("_total") in (ROOT / "webhook" / "metrics.py").read_text()
+        assert name.removesuffix("_total") in (ROOT / "webhook" / "serving" / "metrics.py").read_text()
 
 
 def test_the_pod_monitor_scrapes_the_probe_port() -> None:

@@ -13,7 +13,7 @@ import test_rules_content
 from builders import changed, judge, review, snapshot_class
 from serving import ROOT, cli
 
-from webhook.policies import CATALOG, Rendered, render
+from webhook.render.policies import CATALOG, Rendered, render
 from webhook.rules import BY_ID, Policy
 from webhook.rules.base import Mode
 from webhook.state.index import StateIndex

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from serving import cli
 
-from webhook.catalog_doc import rule_table
+from webhook.render.catalog import rule_table
 from webhook.rules import CATALOG
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from test_deploy import container, render
 from webhook.cli import build_parser, settings_from
 from webhook.cluster.permissions import Grant, cluster_grants, namespace_grants
 from webhook.cluster.registration import SETTLE_SECONDS
-from webhook.configuration import configuration
+from webhook.render.configuration import configuration
 
 RBAC = "rbac.authorization.k8s.io"
 WATCH = ("--watch-read-timeout-seconds", "2", "--discovery-interval-seconds", "0.5")

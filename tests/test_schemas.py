@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.schemas import generate, render
+from webhook.render.schemas import generate, render
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 

@@ -493,7 +493,7 @@ def _run(args: argparse.Namespace, stdin: IO[bytes] | None) -> int:
 
             return run_audit(args, Policy.parse(args.rule), sys.stdout)
         if args.command == "policies":
-            from webhook.policies import render
+            from webhook.render.policies import render
 
             print(policies_yaml(list(render(Policy.parse(args.rule)))), end="")
             return EXIT_OK
@@ -501,12 +501,12 @@ def _run(args: argparse.Namespace, stdin: IO[bytes] | None) -> int:
             print(configuration_yaml(args), end="")
             return EXIT_OK
         if args.command == "rules":
-            from webhook.catalog_doc import rule_table
+            from webhook.render.catalog import rule_table
 
             print(rule_table())
             return EXIT_OK
         if args.command == "schemas":
-            from webhook.schemas import write_schemas
+            from webhook.render.schemas import write_schemas
 
             for path in write_schemas(args.out):
                 print(path)
@@ -557,7 +557,7 @@ def configuration_yaml(args: argparse.Namespace) -> str:
 
     import yaml
 
-    from webhook.configuration import configuration
+    from webhook.render.configuration import configuration
 
     bundle = None
     if args.ca_bundle_file:
@@ -604,7 +604,7 @@ class ConfigurationError(ValueError):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from webhook.server import serve
+    from webhook.serving.server import serve
     from webhook.tls.sync import CertificateSyncError
     from webhook.tls.watch import TLSFileError
 

@@ -5,7 +5,7 @@ a replica is ready nothing is sent to a webhook that cannot answer (an image
 that cannot be pulled, pods pending). Once a replica serves, with its state
 listed and a CA the configuration will trust, and has been ready long enough
 for its Service to route to it (`SETTLE_SECONDS`), it creates the configuration
-it is given (`webhook.configuration` renders it) and keeps it equal to that every
+it is given (`webhook.render.configuration` renders it) and keeps it equal to that every
 `interval` seconds. Replicas never fight: a configuration that already says
 what they would write is left alone, a create that loses is AlreadyExists and
 an update that loses is Conflict, and the loser reads again.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from webhook.policies import CATALOG as POLICIES
+from webhook.render.policies import CATALOG as POLICIES
 from webhook.rules import CATALOG
 
 

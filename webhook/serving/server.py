@@ -30,23 +30,24 @@ from typing import Any
 
 import uvicorn
 
-from webhook import __version__, logs
-from webhook.app import Edge, create_app, create_probe_app
+from webhook import __version__
 from webhook.cluster.api import KubeAPI, api_client, own_namespace
 from webhook.cluster.claims import RELEASE_GRACE, LeaseClaims
 from webhook.cluster.registration import Registrar
 from webhook.cluster.registration import maintain as maintain_registration
 from webhook.cluster.watch import ClusterState, WatchSettings
-from webhook.configuration import configuration
 from webhook.decide.audit import audit, by_rule
 from webhook.decide.authorize import AccessReviews, AllowList
 from webhook.decide.service import Webhook
-from webhook.health import Readiness
-from webhook.logs import AdmissionLog
-from webhook.metrics import Metrics
-from webhook.protocol import guarded_protocol
+from webhook.render.configuration import configuration
 from webhook.rules import CATALOG, Policy
 from webhook.rules.base import Stage
+from webhook.serving import logs
+from webhook.serving.app import Edge, create_app, create_probe_app
+from webhook.serving.health import Readiness
+from webhook.serving.logs import AdmissionLog
+from webhook.serving.metrics import Metrics
+from webhook.serving.protocol import guarded_protocol
 from webhook.settings import Settings
 from webhook.state.fixtures import ObjectStore
 from webhook.state.index import StateIndex

@@ -23,10 +23,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from webhook import __version__
 from webhook.decide.admission import BadReviewError, response, review_from_bytes
 from webhook.decide.service import Webhook
-from webhook.health import Readiness
-from webhook.logs import AdmissionLog
-from webhook.metrics import Metrics, verdict_label
 from webhook.model.values import show
+from webhook.serving.health import Readiness
+from webhook.serving.logs import AdmissionLog
+from webhook.serving.metrics import Metrics, verdict_label
 
 ADMISSION_PATHS = ("/validate", "/volumesnapshot", "/volumegroupsnapshot")
 JSON = "application/json"
@@ -71,7 +71,7 @@ async def read_limited(
     """The whole body and the budget it holds, refused as soon as it is known to
     exceed `limit` bytes (or the shared budget). The caller gives back the budget.
 
-    No timer here: the protocol (`webhook.protocol`) answers 408 to a body that
+    No timer here: the protocol (`webhook.serving.protocol`) answers 408 to a body that
     is late, and this read then ends with ClientGoneError."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLargeError

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from webhook.model.kinds import GROUP_SNAPSHOT_GROUP, KINDS, SNAPSHOT_GROUP, KindInfo, judged
-from webhook.policies import unchanged
+from webhook.render.policies import unchanged
 
 NAME = "snapshot-webhook"
 OPT_OUT_LABEL = "snapshot-webhook.io/ignore"
