@@ -80,7 +80,7 @@ def test_client_pair_for_the_apiserver(tmp_path: Path) -> None:
 
 def test_the_default_output_never_replaces_the_local_serving_pair() -> None:
     """`serve` keeps its localhost pair in its cert dir; `certs` must write elsewhere."""
-    from webhook.cli import build_parser
+    from webhook.cli.main import build_parser
     from webhook.settings import Settings
 
     args = build_parser().parse_args(["certs", "--service", "s", "--namespace", "n"])

@@ -491,7 +491,7 @@ def test_audit_fails_on_violations_by_default_and_on_warnings_when_asked(
 
 
 def test_the_drain_delay_is_for_pods_behind_a_service_not_for_a_terminal() -> None:
-    from webhook.cli import build_parser, settings_from
+    from webhook.cli.main import build_parser, settings_from
 
     def delay(*args: str) -> float:
         return settings_from(build_parser().parse_args(["serve", *args])).drain_delay

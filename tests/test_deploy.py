@@ -14,7 +14,7 @@ import pytest
 import yaml
 from serving import ROOT
 
-from webhook.cli import build_parser, settings_from
+from webhook.cli.main import build_parser, settings_from
 from webhook.model.kinds import KINDS
 from webhook.serving.app import ADMISSION_PATHS
 from webhook.tls import certs

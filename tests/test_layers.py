@@ -14,7 +14,7 @@ UPPER = {
     "webhook.decide.service",
     "webhook.serving.app",
     "webhook.serving.server",
-    "webhook.cli",
+    "webhook.cli.main",
 }
 
 

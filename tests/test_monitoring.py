@@ -103,7 +103,9 @@ def test_the_metrics_the_alerts_read_are_the_ones_the_server_exports() -> None:
         "snapshot_webhook_audit_violations",
     ):
         assert name in expressions
-        assert name.removesuffix("_total") in (ROOT / "webhook" / "serving" / "metrics.py").read_text()
+        assert (
+            name.removesuffix("_total") in (ROOT / "webhook" / "serving" / "metrics.py").read_text()
+        )
 
 
 def test_the_pod_monitor_scrapes_the_probe_port() -> None:

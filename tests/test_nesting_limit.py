@@ -14,10 +14,10 @@ import pytest
 import yaml
 from builders import review, snapshot_class
 
+from webhook.cli.offline import run_check, run_review
 from webhook.decide.admission import BadReviewError, review_from_bytes
 from webhook.model.manifests import ManifestError, parse_documents
 from webhook.model.values import MAX_DEPTH, json_too_deep, too_deep
-from webhook.offline import run_check, run_review
 from webhook.rules import Policy
 from webhook.state.fixtures import ObjectStore
 

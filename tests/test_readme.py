@@ -77,7 +77,7 @@ def test_the_readme_shows_commands() -> None:
 def test_every_command_the_readme_shows_parses_and_names_files_that_ship(
     args: list[str],
 ) -> None:
-    from webhook.cli import build_parser
+    from webhook.cli.main import build_parser
 
     build_parser().parse_args(args)  # exits (SystemExit) on a flag that does not exist
     for arg in args[1:]:

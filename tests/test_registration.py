@@ -20,7 +20,7 @@ from serving import ROOT, Server, running_server
 from test_certsync import ADMISSION, VWC
 from test_deploy import container, render
 
-from webhook.cli import build_parser, settings_from
+from webhook.cli.main import build_parser, settings_from
 from webhook.cluster.permissions import Grant, cluster_grants, namespace_grants
 from webhook.cluster.registration import SETTLE_SECONDS
 from webhook.render.configuration import configuration

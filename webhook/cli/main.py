@@ -21,10 +21,10 @@ from typing import IO
 from pydantic import ValidationError
 
 from webhook import __version__
+from webhook.cli.offline import EXIT_OK, EXIT_UNREADABLE
 from webhook.cluster.api import KubeConfigError
 from webhook.decide.authorize import DEFAULT_GROUPS, AllowList, Requester
 from webhook.model.manifests import ManifestError
-from webhook.offline import EXIT_OK, EXIT_UNREADABLE
 from webhook.rules import Policy, UnknownRuleError
 from webhook.settings import DEFAULT_MAX_BODY_BYTES, Settings
 from webhook.tls.certs import CertificateError
@@ -489,7 +489,7 @@ def _run(args: argparse.Namespace, stdin: IO[bytes] | None) -> int:
         if args.command == "certs":
             return _certs(args)
         if args.command == "audit":
-            from webhook.offline import run_audit
+            from webhook.cli.offline import run_audit
 
             return run_audit(args, Policy.parse(args.rule), sys.stdout)
         if args.command == "policies":
@@ -513,10 +513,10 @@ def _run(args: argparse.Namespace, stdin: IO[bytes] | None) -> int:
             return EXIT_OK
         policy = Policy.parse(args.rule)
         if args.command == "review":
-            from webhook.offline import run_review
+            from webhook.cli.offline import run_review
 
             return run_review(args.files, args.state, policy, stdin, sys.stdout, allow_list(args))
-        from webhook.offline import run_check
+        from webhook.cli.offline import run_check
 
         requester = Requester(args.as_user, groups=tuple(args.as_groups))
         return run_check(
