@@ -16,7 +16,7 @@ import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -28,6 +28,9 @@ from webhook.model.manifests import ManifestError
 from webhook.rules import Policy, UnknownRuleError
 from webhook.settings import DEFAULT_MAX_BODY_BYTES, Settings
 from webhook.tls.certs import CertificateError
+
+if TYPE_CHECKING:  # what `add_subparsers` returns: each `_add_*_command` adds to it
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _add_state_and_rules(parser: argparse.ArgumentParser) -> None:
@@ -75,14 +78,8 @@ def _add_kube(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file; implies --kube")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="snapshot-webhook",
-        description="Validating admission webhook for the Kubernetes volume-snapshot API.",
-    )
-    parser.add_argument("--version", action="version", version=f"snapshot-webhook {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_review_command(commands: Commands) -> None:
+    """`snapshot-webhook review`: its flags."""
     review = commands.add_parser(
         "review",
         help="answer AdmissionReview JSON files (or - for stdin)",
@@ -94,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_authorized(review)
     review.add_argument("files", nargs="+", metavar="FILE")
 
+
+def _add_check_command(commands: Commands) -> None:
+    """`snapshot-webhook check`: its flags."""
     check = commands.add_parser(
         "check",
         help="check manifests before they reach a cluster",
@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("manifests", nargs="+", metavar="MANIFEST")
 
+
+def _add_serve_command(commands: Commands) -> None:
+    """`snapshot-webhook serve`: its flags."""
     serve = commands.add_parser(
         "serve",
         help="run the HTTPS admission server",
@@ -122,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
         "state, and a self-signed CA and serving certificate generated into certs/. Every flag "
         "can also be set as SNAPSHOT_WEBHOOK_<NAME> (list values as JSON).",
     )
+    _serve_listening(serve)
+    _serve_cluster_and_limits(serve)
+    _serve_claims(serve)
+    _serve_certificates(serve)
+    _serve_registration(serve)
+
+
+def _serve_listening(serve: argparse.ArgumentParser) -> None:
+    """Where and how it listens, its state and rules, its logs and its stop."""
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8443)")
     serve.add_argument("--tls-cert-file", help="serving certificate (PEM); reloaded on change")
@@ -176,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="then wait at most this long for requests in flight (default 3; the apiserver "
         "gives up on a webhook call after its timeoutSeconds anyway)",
     )
+
+
+def _serve_cluster_and_limits(serve: argparse.ArgumentParser) -> None:
+    """Following a cluster, and the bounds on watches and clients."""
     _add_kube(serve)
     _add_authorized(serve)
     for flag, meaning in (
@@ -209,6 +225,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="connections and requests at once; more get 503 (default 1000)",
     )
+    serve.add_argument(
+        "--probe-port",
+        type=int,
+        metavar="PORT",
+        help="plain-HTTP port for /healthz, /readyz and /metrics, on --host; 0 for none "
+        "(default 8081)",
+    )
+    serve.add_argument(
+        "--max-inflight-bytes",
+        type=int,
+        metavar="BYTES",
+        help="request body bytes held at once; more get 503 (default 64 MiB)",
+    )
+
+
+def _serve_claims(serve: argparse.ArgumentParser) -> None:
+    """Claims on unique slots."""
     claims = serve.add_argument_group(
         "claims on unique slots (with --kube)",
         "Before admitting a write that takes a default class or a one-to-one binding, claim "
@@ -238,13 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="when a claim cannot be made: deny and ask to retry (default), or admit with a "
         "warning",
     )
-    serve.add_argument(
-        "--probe-port",
-        type=int,
-        metavar="PORT",
-        help="plain-HTTP port for /healthz, /readyz and /metrics, on --host; 0 for none "
-        "(default 8081)",
-    )
+
+
+def _serve_certificates(serve: argparse.ArgumentParser) -> None:
+    """Self-managed certificates."""
     managed = serve.add_argument_group(
         "self-managed certificates (with --kube)",
         "Keep a CA and serving certificate in a Secret shared by every replica, serve it, "
@@ -285,6 +315,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="ValidatingWebhookConfiguration whose caBundle is kept (repeatable; default "
         "snapshot-webhook)",
     )
+    for flag, meaning in (
+        ("certificate-sync", "how often the Secret and caBundles are checked (default 10)"),
+        (
+            "certificate-start-timeout",
+            "how long to try for the first pair before giving up (default 60)",
+        ),
+        ("ca-lifetime", "validity of a new CA (default 3 years)"),
+        ("certificate-lifetime", "validity of a new serving certificate (default 90 days)"),
+        ("ca-overlap", "how long a new CA is trusted before it signs (default 3600)"),
+    ):
+        managed.add_argument(f"--{flag}-seconds", type=float, metavar="SECONDS", help=meaning)
+
+
+def _serve_registration(serve: argparse.ArgumentParser) -> None:
+    """Registering the webhook configuration."""
     registration = serve.add_argument_group(
         "registering the webhook (with --kube)",
         "Once this replica is ready, create the ValidatingWebhookConfiguration (named by "
@@ -311,24 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["Fail", "Ignore"],
         help="failurePolicy of every registered entry (default Fail)",
     )
-    for flag, meaning in (
-        ("certificate-sync", "how often the Secret and caBundles are checked (default 10)"),
-        (
-            "certificate-start-timeout",
-            "how long to try for the first pair before giving up (default 60)",
-        ),
-        ("ca-lifetime", "validity of a new CA (default 3 years)"),
-        ("certificate-lifetime", "validity of a new serving certificate (default 90 days)"),
-        ("ca-overlap", "how long a new CA is trusted before it signs (default 3600)"),
-    ):
-        managed.add_argument(f"--{flag}-seconds", type=float, metavar="SECONDS", help=meaning)
-    serve.add_argument(
-        "--max-inflight-bytes",
-        type=int,
-        metavar="BYTES",
-        help="request body bytes held at once; more get 503 (default 64 MiB)",
-    )
 
+
+def _add_audit_command(commands: Commands) -> None:
+    """`snapshot-webhook audit`: its flags."""
     audit = commands.add_parser(
         "audit",
         help="report what the rules forbid but the cluster already has",
@@ -355,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --kube: how long to wait for the first list of every kind",
     )
 
+
+def _add_certs_command(commands: Commands) -> None:
+    """`snapshot-webhook certs`: its flags."""
     certs = commands.add_parser(
         "certs",
         help="make a CA and a serving certificate for a Service",
@@ -380,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
         "to present when serve runs with --client-ca-file client-ca.crt",
     )
 
+
+def _add_policies_command(commands: Commands) -> None:
+    """`snapshot-webhook policies`: its flags."""
     policies = commands.add_parser(
         "policies",
         help="print the ValidatingAdmissionPolicies that back the webhook up",
@@ -396,6 +433,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RULE_ID=MODE",
         help="override a rule's mode: deny, warn or off (repeatable)",
     )
+
+
+def _add_webhook_configuration_command(commands: Commands) -> None:
+    """`snapshot-webhook webhook-configuration`: its flags."""
     configuration = commands.add_parser(
         "webhook-configuration",
         help="print the ValidatingWebhookConfiguration",
@@ -411,6 +452,10 @@ def build_parser() -> argparse.ArgumentParser:
     configuration.add_argument(
         "--ca-bundle-file", metavar="PATH", help="the CA (PEM) to write into every caBundle"
     )
+
+
+def _add_rules_command(commands: Commands) -> None:
+    """`snapshot-webhook rules`: its flags."""
     commands.add_parser(
         "rules",
         help="print the rule table (Markdown)",
@@ -418,6 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
         "mode and what it requires, as the Markdown table the README shows.",
     )
 
+
+def _add_schemas_command(commands: Commands) -> None:
+    """`snapshot-webhook schemas`: its flags."""
     schemas = commands.add_parser(
         "schemas",
         help="write the JSON Schemas of the models read",
@@ -427,6 +475,25 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument(
         "--out", default="schemas", metavar="DIR", help="where to write them (default schemas)"
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="snapshot-webhook",
+        description="Validating admission webhook for the Kubernetes volume-snapshot API.",
+    )
+    parser.add_argument("--version", action="version", version=f"snapshot-webhook {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _add_review_command(commands)
+    _add_check_command(commands)
+    _add_serve_command(commands)
+    _add_audit_command(commands)
+    _add_certs_command(commands)
+    _add_policies_command(commands)
+    _add_webhook_configuration_command(commands)
+    _add_rules_command(commands)
+    _add_schemas_command(commands)
     return parser
 
 

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -318,84 +319,35 @@ def registration(
     return lambda: maintain_registration(registrar, bundle, readiness.problems, interval)
 
 
+@dataclass
+class Serving:
+    """What the assembly steps share: the certificate served, readiness, metrics
+    and the background tasks the admission port's lifespan runs."""
+
+    reloader: CertificateReloader
+    manager: CertificateManager | None  # the managed pair's keeper, if any
+    private_dir: Path | None  # where the managed pair is written for the TLS context
+    readiness: Readiness
+    metrics: Metrics
+    background: list[Callable[[], Coroutine[None, None, None]]] = field(default_factory=list)
+
+
 def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServer:
-    """Everything `serve` runs, wired together but not started."""
+    """Everything `serve` runs, wired together but not started: the certificate,
+    then embedded or cluster mode, then the two listeners."""
     log.info("snapshot-webhook %s starting", __version__)
     policy = Policy.parse(settings.rules)
     store = ObjectStore()
     count = store.load(settings.state)
     kubeconfig = str(settings.kubeconfig) if settings.kubeconfig else None
     api = KubeAPI(api_client(kubeconfig)) if settings.kube else None
-    manager: CertificateManager | None = None
-    private_dir: Path | None = None
     if api is not None:
         check_server_version(api)
-    if api is not None and settings.manage_certificates:
-        namespace = settings.namespace or own_namespace(kubeconfig)
-        manager, _, private_dir = managed_certificates(settings, api, namespace)
-        cert_file, key_file = private_dir / certs.TLS_CERT, private_dir / certs.TLS_KEY
-        source = f"Secret {namespace}/{settings.certificate_secret}"
-    else:
-        cert_file, key_file = certificate_files(settings, out)
-        source = ""
-    context = server_context(cert_file, key_file, settings.client_ca_file)
-    reloader = CertificateReloader(context, cert_file, key_file, source)
-    reloader.load_initial()
-
-    readiness = Readiness(state_loaded=True, certificate=reloader)
-    metrics = Metrics()
-    metrics.watch_state(store.index.counts)
-    metrics.watch_certificate(lambda: reloader.not_after)
-    background: list[Callable[[], Coroutine[None, None, None]]] = []
-    if manager is not None:
-        interval = settings.certificate_sync_seconds
-        background.append(
-            lambda: manager.run(interval, lambda pair: reloader.offer(pair.cert, pair.key))
-        )
-    else:
-        background.append(lambda: reloader.watch(settings.cert_poll_seconds))
+    serving = certificate(settings, api, kubeconfig, out)
+    serving.metrics.watch_state(store.index.counts)
     cluster: ClusterState | None = None
     if api is not None:
-        claims = None
-        if settings.claims:
-            claims = LeaseClaims(
-                api,
-                settings.namespace or own_namespace(kubeconfig),
-                settings.claim_duration_seconds,
-                timeout=settings.claim_timeout_seconds,
-            )
-            metrics.watch_claims(lambda: dict(claims.counts), lambda: float(claims.live))
-        reservations = Reservations(settings.reservation_ttl_seconds)
-        cluster = ClusterState(
-            api,
-            store.index,
-            watch_settings(settings),
-            on_change=reservations.settle,
-            counters=metrics.count_watch,
-        )
-        readiness.sync = cluster.status
-        metrics.watch_events(cluster.status.last_event_times, cluster.status.fresh_times)
-        metrics.reservations.set_function(lambda: reservations.expire())
-        webhook = Webhook(
-            store.index,
-            policy,
-            embedded=False,
-            reservations=reservations,
-            live_get=cluster.live_get,
-            on_live_get=metrics.count_live_get,
-            claims=claims,
-            claim_failure=settings.claim_failure,
-            # the cluster's own RBAC decides
-            authorizer=AccessReviews(api, count=metrics.count_authorization),
-        )
-        if claims is not None:
-            claims.gave_up = webhook.claim_given_up
-            background.append(lambda: maintain_claims(claims, webhook, readiness))
-        if settings.register_webhook:
-            background.append(registration(settings, api, kubeconfig, manager, readiness))
-        background.append(
-            periodic_audit(store.index, policy, metrics, readiness, settings.audit_interval_seconds)
-        )
+        webhook, cluster = cluster_mode(settings, api, kubeconfig, store.index, policy, serving)
         log.info("cluster mode: watching %s", kubeconfig or "the in-cluster API server")
     else:
         webhook = Webhook(
@@ -407,30 +359,128 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
             ),
         )
         log.info("embedded mode: %d objects of state from %s", count, settings.state or "none")
+    server = listeners(settings, webhook, serving)
+    server.cluster = cluster
+    server.private_dir = serving.private_dir
+    return server
+
+
+def certificate(
+    settings: Settings, api: KubeAPI | None, kubeconfig: str | None, out: Callable[[str], Any]
+) -> Serving:
+    """The serving pair (managed in a Secret, given as files, or generated), loaded,
+    with the task that keeps it current; and the readiness and metrics that
+    report on it."""
+    manager: CertificateManager | None = None
+    private_dir: Path | None = None
+    if api is not None and settings.manage_certificates:
+        namespace = settings.namespace or own_namespace(kubeconfig)
+        manager, _, private_dir = managed_certificates(settings, api, namespace)
+        cert_file, key_file = private_dir / certs.TLS_CERT, private_dir / certs.TLS_KEY
+        source = f"Secret {namespace}/{settings.certificate_secret}"
+    else:
+        cert_file, key_file = certificate_files(settings, out)
+        source = ""
+    context = server_context(cert_file, key_file, settings.client_ca_file)
+    reloader = CertificateReloader(context, cert_file, key_file, source)
+    reloader.load_initial()
+    metrics = Metrics()
+    metrics.watch_certificate(lambda: reloader.not_after)
+    serving = Serving(
+        reloader, manager, private_dir, Readiness(state_loaded=True, certificate=reloader), metrics
+    )
+    if manager is not None:
+        interval = settings.certificate_sync_seconds
+        serving.background.append(
+            lambda: manager.run(interval, lambda pair: reloader.offer(pair.cert, pair.key))
+        )
+    else:
+        serving.background.append(lambda: reloader.watch(settings.cert_poll_seconds))
+    return serving
+
+
+def cluster_mode(
+    settings: Settings,
+    api: KubeAPI,
+    kubeconfig: str | None,
+    index: StateIndex,
+    policy: Policy,
+    serving: Serving,
+) -> tuple[Webhook, ClusterState]:
+    """The watches that keep the index, the claims, the webhook that judges with
+    them, and the tasks that keep claims, the registration and the audit."""
+    metrics, readiness, background = serving.metrics, serving.readiness, serving.background
+    claims = None
+    if settings.claims:
+        claims = LeaseClaims(
+            api,
+            settings.namespace or own_namespace(kubeconfig),
+            settings.claim_duration_seconds,
+            timeout=settings.claim_timeout_seconds,
+        )
+        metrics.watch_claims(lambda: dict(claims.counts), lambda: float(claims.live))
+    reservations = Reservations(settings.reservation_ttl_seconds)
+    cluster = ClusterState(
+        api,
+        index,
+        watch_settings(settings),
+        on_change=reservations.settle,
+        counters=metrics.count_watch,
+    )
+    readiness.sync = cluster.status
+    metrics.watch_events(cluster.status.last_event_times, cluster.status.fresh_times)
+    metrics.reservations.set_function(lambda: reservations.expire())
+    webhook = Webhook(
+        index,
+        policy,
+        embedded=False,
+        reservations=reservations,
+        live_get=cluster.live_get,
+        on_live_get=metrics.count_live_get,
+        claims=claims,
+        claim_failure=settings.claim_failure,
+        # the cluster's own RBAC decides
+        authorizer=AccessReviews(api, count=metrics.count_authorization),
+    )
+    if claims is not None:
+        claims.gave_up = webhook.claim_given_up
+        background.append(lambda: maintain_claims(claims, webhook, readiness))
+    if settings.register_webhook:
+        background.append(registration(settings, api, kubeconfig, serving.manager, readiness))
+    background.append(
+        periodic_audit(index, policy, metrics, readiness, settings.audit_interval_seconds)
+    )
+    return webhook, cluster
+
+
+def listeners(settings: Settings, webhook: Webhook, serving: Serving) -> DrainingServer:
+    """The admission port (HTTPS) and the probe port (plain HTTP) on uvicorn."""
     edge = Edge(
-        metrics=metrics,
-        readiness=readiness,
+        metrics=serving.metrics,
+        readiness=serving.readiness,
         max_body_bytes=settings.max_body_bytes,
         max_inflight_bytes=settings.max_inflight_bytes,
-        background=background,
+        background=serving.background,
         admission_log=AdmissionLog(
             enabled=settings.log_level in ("debug", "info"),
             refusals=settings.log_level != "error",
         ),
     )
-    app = create_app(webhook, edge)
-    protocol = guarded_protocol(
-        settings.header_timeout_seconds, settings.body_timeout_seconds, edge.refused
-    )
+    context = serving.reloader.context
 
     def ssl_context(_: uvicorn.Config, __: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
         return context
 
+    def protocol() -> Any:
+        return guarded_protocol(
+            settings.header_timeout_seconds, settings.body_timeout_seconds, edge.refused
+        )
+
     config = uvicorn.Config(
-        app,
+        create_app(webhook, edge),
         host=settings.host,
         port=settings.port,
-        ssl_certfile=str(cert_file),
+        ssl_certfile=str(serving.reloader.cert_file),
         ssl_context_factory=ssl_context,
         log_config=None,
         access_log=False,
@@ -439,13 +489,11 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
         server_header=False,
         # the apiserver calls us directly: no proxy headers to trust, no layer to run
         proxy_headers=False,
-        http=protocol,
+        http=protocol(),
         timeout_keep_alive=settings.keep_alive_seconds,
         limit_concurrency=settings.max_connections,
     )
-    server = DrainingServer(config, readiness, settings.drain_delay)
-    server.cluster = cluster
-    server.private_dir = private_dir
+    server = DrainingServer(config, serving.readiness, settings.drain_delay)
     if settings.probe_port:
         server.probes = ProbeServer(
             uvicorn.Config(
@@ -457,9 +505,7 @@ def build(settings: Settings, out: Callable[[str], Any] = print) -> DrainingServ
                 lifespan="off",
                 server_header=False,
                 proxy_headers=False,
-                http=guarded_protocol(
-                    settings.header_timeout_seconds, settings.body_timeout_seconds, edge.refused
-                ),
+                http=protocol(),
                 timeout_keep_alive=settings.keep_alive_seconds,
                 limit_concurrency=64,
             )
