@@ -31,10 +31,10 @@ BOUND_GROUP_CONTENT = "groupsnapcontent-33350f59-7364-4365-b90f-a49ea7a781c1"
 CASES = [
     ("selector source", review(DYNAMIC), set(), set()),
     (
-        "empty selector is present and valid",
+        "empty selector is present and valid (it takes every claim, unbound ones too)",
         review(changed(DYNAMIC, **{"spec.source.selector": {}})),
         set(),
-        set(),
+        {"group-snapshot.selector.bound"},
     ),
     (
         "selector and content name",
@@ -91,9 +91,9 @@ CASES = [
         set(),
     ),
     (
-        "selector source is not driver-checked",
+        "the selector's bound claims are of another driver than the class's",
         review(changed(DYNAMIC, **{"spec.volumeGroupSnapshotClassName": "gce-pd-groupsnapclass"})),
-        set(),
+        {"group-snapshot.selector.driver-match"},
         set(),
     ),
     # contents

@@ -29,7 +29,13 @@ from webhook.decide.admission import AdmissionRequest, Verdict, allowed, denied,
 from webhook.model import kinds, objects
 from webhook.model.kinds import KindInfo, Role, judged
 from webhook.model.reading import UnreadableObjectError, decoder, parse_object, value_of
-from webhook.model.records import Record, claim_under_review, snapshot_source, to_record
+from webhook.model.records import (
+    Record,
+    SnapshotRecord,
+    claim_under_review,
+    snapshot_source,
+    to_record,
+)
 from webhook.model.values import TooDeepError, cel_equal
 from webhook.rules import Policy
 from webhook.rules.base import CrossContext, Finding, Operation
@@ -142,10 +148,16 @@ def read_subject(request: AdmissionRequest) -> Subject | Verdict:
 
 
 def subject_record(info: KindInfo, obj: objects.KubeObject) -> Record:
-    """The record rules see for an object under review (claims carry their restore)."""
+    """The record rules see for an object under review (claims carry their restore,
+    group snapshots their selector)."""
     if isinstance(obj, objects.PersistentVolumeClaim):
         return claim_under_review(obj)
-    return to_record(info, obj)
+    record = to_record(info, obj)
+    if isinstance(obj, objects.VolumeGroupSnapshot) and isinstance(record, SnapshotRecord):
+        source = obj.spec.source if obj.spec else None
+        if source is not None and source.selector is not None:
+            return msgspec.structs.replace(record, selector=source.selector)
+    return record
 
 
 def judge(subject: Subject, state: StateView, policy: Policy) -> Verdict:

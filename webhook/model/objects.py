@@ -215,7 +215,14 @@ class PersistentVolumeClaimSpec(Model, frozen=True):
     resources: VolumeResourceRequirements | None = None
 
 
+class ClaimMeta(ObjectMeta, frozen=True):
+    """A claim's metadata: its labels too, which group snapshots select by."""
+
+    labels: dict[str, str] | None = None
+
+
 class PersistentVolumeClaim(KubeObject, frozen=True):
+    metadata: ClaimMeta = msgspec.field(default_factory=ClaimMeta)
     spec: PersistentVolumeClaimSpec | None = None
 
 

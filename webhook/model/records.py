@@ -14,6 +14,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import msgspec
 
@@ -61,6 +62,8 @@ class SnapshotRecord(msgspec.Struct, frozen=True, gc=False):
     ready_to_use: bool | None = None
     restore_size: str | int | None = None
     pending: bool = False
+    # Read only for a group snapshot under review; stored ones leave it unset.
+    selector: dict[str, Any] | None = None
 
     def names_content(self) -> tuple[str, ...]:
         """Contents this snapshot claims; a deleting snapshot claims nothing."""
@@ -103,6 +106,7 @@ class ClaimRecord(msgspec.Struct, frozen=True, gc=False):
     id: Identity
     storage_class_name: str | None
     volume_name: str | None
+    labels: dict[str, str] | None = None  # what group snapshots select by
     # Read only for a claim under review (restore rules); stored claims leave them unset.
     restore_from: SnapshotSource | None = None
     requested_storage: str | int | float | None = None
@@ -247,10 +251,12 @@ def to_record(info: KindInfo, obj: objects.KubeObject) -> Record:
         return _class(obj, info.family)
     if isinstance(obj, objects.PersistentVolumeClaim):
         spec = obj.spec
+        labels = obj.metadata.labels
         return ClaimRecord(
             identity(obj),
             spec.storage_class_name if spec else None,
             spec.volume_name if spec else None,
+            {shared(k) or k: shared(v) or v for k, v in labels.items()} if labels else None,
         )
     if isinstance(obj, objects.PersistentVolume):
         csi = obj.spec.csi if obj.spec else None

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.model import objects
-from webhook.model.kinds import VOLUME, Family, Role
-from webhook.model.records import SnapshotRecord
+from webhook.model.kinds import GROUP, VOLUME, Family, Role
+from webhook.model.records import ClaimRecord, SnapshotRecord
+from webhook.model.selectors import InvalidSelectorError, matches
 from webhook.rules.base import (
     CrossContext,
     Mode,
@@ -234,6 +235,86 @@ def default_available(ctx: CrossContext) -> Iterator[Problem]:
         )
 
 
+# --- group snapshots: the claims their selector takes -------------------------
+
+
+def _selected(ctx: CrossContext) -> tuple[SnapshotRecord, list[ClaimRecord]] | None:
+    """The group snapshot under review and the claims its selector takes; None when
+    it has no selector, or one Kubernetes refuses (the CRD's to say)."""
+    group = ctx.record
+    if not isinstance(group, SnapshotRecord) or group.selector is None:
+        return None
+    try:
+        taken = [
+            claim
+            for claim in ctx.volumes.claims_in(group.id.namespace)
+            if matches(group.selector, claim.labels or {})
+        ]
+    except InvalidSelectorError:
+        return None
+    return group, sorted(taken, key=lambda c: c.id.name)
+
+
+def _names(claims: list[ClaimRecord], most: int = 5) -> str:
+    shown = ", ".join(f'"{c.id.name}"' for c in claims[:most])
+    return shown + (f" and {len(claims) - most} more" if len(claims) > most else "")
+
+
+SELECTOR_PATH = "spec.source.selector"
+
+
+def selector_matches(ctx: CrossContext) -> Iterator[Problem]:
+    found = _selected(ctx)
+    if found is not None and not found[1]:
+        group = found[0]
+        yield Problem(
+            SELECTOR_PATH,
+            f"{SELECTOR_PATH} {show(group.selector)} matches no PersistentVolumeClaim in "
+            f'namespace "{group.id.namespace}": the group snapshot would have no member',
+            soft=True,
+        )
+
+
+def selector_bound(ctx: CrossContext) -> Iterator[Problem]:
+    found = _selected(ctx)
+    unbound = [c for c in found[1] if not c.volume_name] if found is not None else []
+    if unbound:
+        yield Problem(
+            SELECTOR_PATH,
+            f"{SELECTOR_PATH} matches PersistentVolumeClaims {_names(unbound)} that are not "
+            "bound to a volume yet: they cannot be snapshotted until they are",
+            soft=True,
+        )
+
+
+def selector_driver_match(ctx: CrossContext) -> Iterator[Problem]:
+    found = _selected(ctx)
+    if found is None:
+        return
+    group, claims = found
+    by_driver: dict[str, list[ClaimRecord]] = {}
+    for claim in claims:
+        volume = ctx.volumes.volume(claim.volume_name) if claim.volume_name else None
+        if volume is not None and volume.csi_driver:
+            by_driver.setdefault(volume.csi_driver, []).append(claim)
+    drivers = ", ".join(f'"{d}" ({_names(c, 3)})' for d, c in sorted(by_driver.items()))
+    if len(by_driver) > 1:
+        yield Problem(
+            SELECTOR_PATH,
+            f"{SELECTOR_PATH} matches bound claims of more than one CSI driver: {drivers}; "
+            "a group snapshot is taken by one driver, so it would fail",
+        )
+        return
+    cls = ctx.state.snapshot_class(group.class_name) if group.class_name else None
+    if by_driver and cls is not None and cls.driver and cls.driver not in by_driver:
+        yield Problem(
+            SELECTOR_PATH,
+            f"{SELECTOR_PATH} matches bound claims of driver {drivers}, but "
+            f'{ctx.family.class_kind} "{cls.id.name}" is for driver "{cls.driver}": the group '
+            "snapshot would fail",
+        )
+
+
 RULES: list[Rule[Any]] = [
     *define(
         "snapshot.source.one-of",
@@ -278,6 +359,32 @@ RULES: list[Rule[Any]] = [
         Stage.CROSS,
         class_driver_match,
         "the class's driver is the driver of the content or claim being snapshotted",
+    ),
+    *define(
+        "snapshot.selector.matches",
+        Role.SNAPSHOT,
+        Stage.CROSS,
+        selector_matches,
+        "the selector matches at least one claim in the namespace",
+        default=Mode.WARN,
+        families=[GROUP],
+    ),
+    *define(
+        "snapshot.selector.bound",
+        Role.SNAPSHOT,
+        Stage.CROSS,
+        selector_bound,
+        "every claim the selector matches is bound to a volume",
+        default=Mode.WARN,
+        families=[GROUP],
+    ),
+    *define(
+        "snapshot.selector.driver-match",
+        Role.SNAPSHOT,
+        Stage.CROSS,
+        selector_driver_match,
+        "the bound claims the selector matches belong to one CSI driver, the class's",
+        families=[GROUP],
     ),
     *define(
         "snapshot.class.default-available",

@@ -176,6 +176,7 @@ class StateIndex:
         self._lock = threading.RLock()
         self.families = {family.prefix: FamilyIndex(family, self._lock) for family in FAMILIES}
         self.claims: dict[NamespacedKey, ClaimRecord] = {}
+        self._claims_in: dict[str, dict[str, ClaimRecord]] = {}  # namespace -> name -> claim
         self.volumes: dict[str, VolumeRecord] = {}
         self.storage_classes: dict[str, StorageClassRecord] = {}
 
@@ -187,6 +188,10 @@ class StateIndex:
     def claim(self, namespace: str, name: str) -> ClaimRecord | None:
         with self._lock:
             return self.claims.get((namespace, name))
+
+    def claims_in(self, namespace: str) -> list[ClaimRecord]:
+        with self._lock:
+            return list(self._claims_in.get(namespace, {}).values())
 
     def volume(self, name: str) -> VolumeRecord | None:
         with self._lock:
@@ -216,6 +221,7 @@ class StateIndex:
                     index.put_class(record)
             elif isinstance(record, ClaimRecord):
                 self.claims[(record.id.namespace, record.id.name)] = record
+                self._claims_in.setdefault(record.id.namespace, {})[record.id.name] = record
             elif isinstance(record, VolumeRecord):
                 self.volumes[record.id.name] = record
             elif isinstance(record, StorageClassRecord):
@@ -233,6 +239,10 @@ class StateIndex:
                     index.remove_class(name)
             elif info.role is Role.PVC:
                 self.claims.pop((namespace, name), None)
+                in_namespace = self._claims_in.get(namespace, {})
+                in_namespace.pop(name, None)
+                if not in_namespace:
+                    self._claims_in.pop(namespace, None)
             elif info.role is Role.PV:
                 self.volumes.pop(name, None)
             else:

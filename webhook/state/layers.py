@@ -94,6 +94,11 @@ class LayeredState:
     def claim(self, namespace: str, name: str) -> ClaimRecord | None:
         return self.upper.claim(namespace, name) or self.lower.claim(namespace, name)
 
+    def claims_in(self, namespace: str) -> list[ClaimRecord]:
+        found = {c.id.name: c for c in self.lower.claims_in(namespace)}
+        found.update((c.id.name, c) for c in self.upper.claims_in(namespace))
+        return list(found.values())
+
     def volume(self, name: str) -> VolumeRecord | None:
         return self.upper.volume(name) or self.lower.volume(name)
 
