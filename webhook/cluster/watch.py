@@ -137,9 +137,12 @@ class SyncStatus:
 
     def fresh_times(self) -> dict[str, float]:
         """When each kind was last known to be current (listed, an event or a
-        bookmark, a watch opened or ended cleanly by the apiserver), as Unix time.
-        A healthy idle watch renews this at least every 2 x `watch_timeout`."""
-        return self._as_unix_time(lambda s: s.fresh)
+        bookmark, a watch opened or ended cleanly by the apiserver, or its CRD
+        known not to be installed), as Unix time; 0 for a kind never current (not
+        listed yet, or one the ServiceAccount may not read), so that an alert on
+        its age fires. A healthy idle watch renews this at least every
+        2 x `watch_timeout`."""
+        return {kind: 0.0 for kind in self.kinds} | self._as_unix_time(lambda s: s.fresh)
 
     def _as_unix_time(self, when: Callable[[KindSync], float | None]) -> dict[str, float]:
         now, wall = self.clock(), time.time()
@@ -278,6 +281,10 @@ class Reflector:
         self.index.replace(self.info, [])
         self.sync.synced = True
         self.sync.failing_since = None
+        if level < logging.ERROR:
+            # a kind the cluster does not serve is empty, and known to be: current.
+            # One the ServiceAccount may not read is not, and its freshness ages.
+            self.sync.fresh = self.status.clock()
         self.stop.wait(self.settings.discovery_interval)
 
     def _healthy(self) -> None:

@@ -78,8 +78,8 @@ def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
 _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"{}[]")
 _NOT_BRACKETS_OR_QUOTES = bytes(c for c in range(256) if c not in b'{}[]"')
 _STRING = re.compile(rb'"[^"]*"')
-_OPENINGS = re.compile(rb"[\[{]+")
-_EMPTY_PAIR = re.compile(rb"\{\}|\[\]")
+_OPENINGS = re.compile(rb"\{+")
+_ONE_KIND = bytes.maketrans(b"[]", b"{}")
 
 
 def _brackets_outside_strings(raw: bytes) -> bytes:
@@ -108,10 +108,12 @@ def json_too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
     brackets = _brackets_outside_strings(raw)
     if len(brackets) <= limit:  # the rest were inside strings (JSON in an annotation)
         return False
+    # In valid JSON brackets nest properly, so both kinds can be one: then one
+    # `replace` removes exactly the innermost pairs, a level per pass (two
+    # passes, one for `{}` and one for `[]`, would peel `[{}]` at once)
+    brackets = brackets.translate(_ONE_KIND)
     for level in range(limit + 1):
-        # one level at a time: the empty pairs of this text only (a pass that
-        # removed `{}` and then `[]` would peel `[{}]` two levels at once)
-        shallower = _EMPTY_PAIR.sub(b"", brackets)
+        shallower = brackets.replace(b"{}", b"")
         if shallower == brackets:
             # nothing left to peel: what remains is unclosed (not JSON, which
             # orjson says next), deep only if a run of openings makes it so
