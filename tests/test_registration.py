@@ -262,3 +262,39 @@ def test_every_call_in_each_mode_is_granted(fake: FakeAPIServer, tmp_path: Path,
     else:
         wanted |= {(ADMISSION, VWC, "update")}
     assert wanted <= used
+
+
+def test_a_ca_bundle_that_did_not_sign_the_served_certificate_registers_nothing(
+    fake: FakeAPIServer, tmp_path: Path
+) -> None:
+    """A configuration trusting the wrong CA would fail every call: better none."""
+    from webhook.tls import certs
+
+    served = certs.ensure(tmp_path / "served", ["127.0.0.1", "localhost"])
+    other = certs.ensure(tmp_path / "other", ["127.0.0.1"])
+    assert certs.issued_by_one_of(served.ca_cert.read_bytes(), served.cert.read_bytes())
+    assert not certs.issued_by_one_of(other.ca_cert.read_bytes(), served.cert.read_bytes())
+    assert not certs.issued_by_one_of(b"not a certificate", served.cert.read_bytes())
+    workdir = tmp_path / "replica"
+    workdir.mkdir()
+    with running_server(
+        workdir,
+        "--kubeconfig",
+        str(fake.kubeconfig(workdir / "kubeconfig")),
+        *WATCH,
+        *SYNC,
+        "--register-webhook",
+        "--namespace",
+        "snapshot-webhook",
+        "--tls-cert-file",
+        str(served.cert),
+        "--tls-private-key-file",
+        str(served.key),
+        "--ca-bundle-file",
+        str(other.ca_cert),
+        ca_file=served.ca_cert,
+    ) as server:
+        server.wait_for_log(
+            lambda r: "holds no CA that signed the serving certificate" in str(r["message"]), 30
+        )
+        assert registered(fake) is None

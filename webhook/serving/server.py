@@ -282,11 +282,13 @@ def registration(
     settings: Settings,
     api: KubeAPI,
     kubeconfig: str | None,
-    manager: CertificateManager | None,
-    readiness: Readiness,
+    serving: Serving,
 ) -> Callable[[], Coroutine[None, None, None]]:
     """The task that registers and keeps the webhook configuration, trusting the
-    managed CA, or the CA in --ca-bundle-file (re-read every round)."""
+    managed CA, or the CA in --ca-bundle-file (re-read every round, and used only
+    while it signed the certificate being served: a configuration the apiserver
+    could not use would fail every call)."""
+    manager, readiness = serving.manager, serving.readiness
     name, namespace = settings.webhook_configurations[0], settings.namespace
     namespace = namespace or own_namespace(kubeconfig)
 
@@ -310,10 +312,16 @@ def registration(
 
     else:
         assert settings.ca_bundle_file is not None
-        path = settings.ca_bundle_file
+        path, served = settings.ca_bundle_file, serving.reloader.cert_file
 
         def bundle() -> str:
-            return base64.b64encode(path.read_bytes()).decode()
+            data = path.read_bytes()
+            if not certs.issued_by_one_of(data, served.read_bytes()):
+                raise ValueError(
+                    f"--ca-bundle-file {path} holds no CA that signed the serving certificate "
+                    f"{served}: nothing is registered until it does"
+                )
+            return base64.b64encode(data).decode()
 
     interval = settings.certificate_sync_seconds
     return lambda: maintain_registration(registrar, bundle, readiness.problems, interval)
@@ -446,7 +454,7 @@ def cluster_mode(
         claims.gave_up = webhook.claim_given_up
         background.append(lambda: maintain_claims(claims, webhook, readiness))
     if settings.register_webhook:
-        background.append(registration(settings, api, kubeconfig, serving.manager, readiness))
+        background.append(registration(settings, api, kubeconfig, serving))
     background.append(
         periodic_audit(index, policy, metrics, readiness, settings.audit_interval_seconds)
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -276,3 +277,20 @@ def ca_bundle(paths: CertPaths) -> str:
 
 def not_after(cert_pem: bytes) -> datetime.datetime:
     return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
+
+
+def issued_by_one_of(bundle_pem: bytes, cert_pem: bytes) -> bool:
+    """Whether the first certificate of `cert_pem` was signed by a CA of `bundle_pem`:
+    what the apiserver checks when it trusts a caBundle."""
+    try:
+        cas = x509.load_pem_x509_certificates(bundle_pem)
+        cert = x509.load_pem_x509_certificates(cert_pem)[0]
+    except ValueError:
+        return False
+    for ca in cas:
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return True
+    return False
