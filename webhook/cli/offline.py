@@ -15,6 +15,7 @@ from webhook.decide.admission import (
     AdmissionRequest,
     BadReviewError,
     GroupVersionKind,
+    NotJSONError,
     Review,
     Verdict,
     errored,
@@ -44,7 +45,7 @@ def _reviews(label: str, data: bytes) -> Iterator[Review | BadReviewError]:
         return
     except BadReviewError as whole_error:
         lines = [(n, line) for n, line in enumerate(data.splitlines(), 1) if line.strip()]
-        if len(lines) < 2 or not str(whole_error).startswith("body is not valid JSON"):
+        if len(lines) < 2 or not isinstance(whole_error, NotJSONError):
             yield BadReviewError(f"{label}: {whole_error}")
             return
     for number, line in lines:

@@ -36,6 +36,10 @@ class BadReviewError(ValueError):
     """The request body is not an AdmissionReview this webhook can answer."""
 
 
+class NotJSONError(BadReviewError):
+    """The request body is not JSON at all."""
+
+
 class GroupVersionKind(Model, frozen=True, kw_only=True):
     group: str = ""
     version: str = ""
@@ -131,7 +135,7 @@ def review_from_bytes(body: bytes) -> Review:
     try:
         return read_review_json(body)
     except orjson.JSONDecodeError as err:
-        raise BadReviewError(f"body is not valid JSON: {err}") from None
+        raise NotJSONError(f"body is not valid JSON: {err}") from None
 
 
 def _is_utf8(body: bytes) -> bool:
