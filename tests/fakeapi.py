@@ -71,7 +71,13 @@ WRITABLE = {
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): False,
     ("coordination.k8s.io", "leases"): True,
     ("rbac.authorization.k8s.io", "clusterroles"): False,
+    # the report kinds: served only while their group is installed (`groups`)
+    ("wgpolicyk8s.io", "policyreports"): True,
+    ("wgpolicyk8s.io", "clusterpolicyreports"): False,
+    ("openreports.io", "reports"): True,
+    ("openreports.io", "clusterreports"): False,
 }
+REPORT_GROUPS = {"wgpolicyk8s.io": "v1alpha2", "openreports.io": "v1alpha1"}
 
 
 def webhook_defaults(config: Obj) -> None:
@@ -123,6 +129,7 @@ class FakeAPIServer:
         # what the webhook writes: (group, plural) -> (namespace, name) -> object
         self.stored: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {k: {} for k in WRITABLE}
         self.writes: list[tuple[str, str]] = []  # (method, path) of every write answered
+        self.writers: list[tuple[str, str, str]] = []  # (bearer token, method, path) of each
         self.write_delay = 0.0  # seconds each write waits before it is answered
         self.writes_failing = False  # answer 503 to every write
         self.server_version = ("1", "31")
@@ -151,7 +158,7 @@ class FakeAPIServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def kubeconfig(self, path: Path) -> Path:
+    def kubeconfig(self, path: Path, token: str = "fake-token") -> Path:
         path.write_text(
             json.dumps(
                 {
@@ -159,7 +166,7 @@ class FakeAPIServer:
                     "kind": "Config",
                     "current-context": "fake",
                     "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-                    "users": [{"name": "tester", "user": {"token": "fake-token"}}],
+                    "users": [{"name": "tester", "user": {"token": token}}],
                     "contexts": [
                         {"name": "fake", "context": {"cluster": "fake", "user": "tester"}}
                     ],
@@ -342,6 +349,8 @@ class FakeAPIServer:
                 code, answer = fake._apply(method, group, plural, namespace, name, body, selector)
                 if method != "GET" and code < 300:
                     fake.writes.append((method, "/" + "/".join(parts)))
+                    token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                    fake.writers.append((token, method, "/" + "/".join(parts)))
                 self._json(code, answer)
 
             def _access_review(self, body: Obj) -> None:
@@ -519,6 +528,8 @@ class FakeAPIServer:
             return (group, plural), "", None
         if (group, plural) not in WRITABLE:
             return None
+        if group in REPORT_GROUPS and REPORT_GROUPS[group] not in self.groups.get(group, []):
+            return None  # the CRD is not installed: 404, as the apiserver answers
         return (group, plural), namespace, name
 
     def _apply(
@@ -542,10 +553,11 @@ class FakeAPIServer:
         with self.cond:
             objects = self.stored[(group, plural)]
             if method == "GET" and name is None:
+                every = not namespace and WRITABLE[(group, plural)]  # all namespaces'
                 items = [
                     o
                     for (ns, _), o in sorted(objects.items())
-                    if ns == namespace and _selected(o, selector)
+                    if (every or ns == namespace) and _selected(o, selector)
                 ]
                 return 200, {
                     "kind": "List",

@@ -84,6 +84,14 @@ class Server:
             time.sleep(0.05)
 
 
+def wait_for(check: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll `check` until it is true, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
+        time.sleep(0.05)
+
+
 def wait_until_healthy(
     url: str, context: ssl.SSLContext, process: subprocess.Popen[bytes], log_file: Path
 ) -> None:

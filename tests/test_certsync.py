@@ -22,6 +22,8 @@ SECRET = ("", "secrets", NAMESPACE, "snapshot-webhook-tls")
 VWC = "validatingwebhookconfigurations"
 ADMISSION = "admissionregistration.k8s.io"
 
+ENTRIES = 5  # three for CREATE and UPDATE, two for delete warnings
+
 
 def shipped_configuration() -> dict[str, Any]:
     """The ValidatingWebhookConfiguration as the static-configuration overlay declares it."""
@@ -74,7 +76,7 @@ def test_replicas_starting_together_make_one_secret_and_set_every_bundle(
     assert all(pair == pairs[0] for pair in pairs)
     stored = fake.stored_object(*SECRET)
     assert stored is not None and stored["type"] == "kubernetes.io/tls"
-    assert bundles(fake) == [pairs[0].ca_bundle_b64] * 3
+    assert bundles(fake) == [pairs[0].ca_bundle_b64] * ENTRIES
 
 
 def test_a_right_bundle_is_never_rewritten_and_a_wiped_one_comes_back(
@@ -88,10 +90,10 @@ def test_a_right_bundle_is_never_rewritten_and_a_wiped_one_comes_back(
         assert one.sync() == pair
     assert len(fake.writes) == before  # nothing rewritten by either replica
     fake.store(ADMISSION, VWC, shipped_configuration())  # a re-apply: no caBundle key
-    assert bundles(fake) == [None, None, None]
+    assert bundles(fake) == [None] * ENTRIES
     two.sync()
-    assert bundles(fake) == [pair.ca_bundle_b64] * 3
-    assert len(fake.writes) == before + 1  # one write sets all three entries
+    assert bundles(fake) == [pair.ca_bundle_b64] * ENTRIES
+    assert len(fake.writes) == before + 1  # one write sets every entry
 
 
 def test_a_conflicting_write_is_read_again_and_converges(
@@ -119,7 +121,7 @@ def test_a_conflicting_write_is_read_again_and_converges(
     stored = fake.stored_object(ADMISSION, VWC, "", "snapshot-webhook")
     assert stored is not None
     assert stored["webhooks"][0]["timeoutSeconds"] == 7  # the other edit survived
-    assert bundles(fake) == [pair.ca_bundle_b64] * 3
+    assert bundles(fake) == [pair.ca_bundle_b64] * ENTRIES
     assert calls["n"] == 1
 
 

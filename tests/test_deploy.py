@@ -15,7 +15,7 @@ import yaml
 from serving import ROOT
 
 from webhook.cli.main import build_parser, settings_from
-from webhook.model.kinds import KINDS
+from webhook.model.kinds import KINDS, VOLUME, Role
 from webhook.serving.app import ADMISSION_PATHS
 from webhook.tls import certs
 
@@ -60,9 +60,9 @@ def test_base_renders_every_part(base: list[dict[str, Any]]) -> None:
         [
             "Namespace",
             "ServiceAccount",
-            *["ClusterRole"] * 3,
-            *["ClusterRoleBinding"] * 2,
-            *["Role", "RoleBinding"] * 2,
+            *["ClusterRole"] * 4,  # reading, registration, reports, volume-mode change
+            *["ClusterRoleBinding"] * 3,
+            *["Role", "RoleBinding"] * 3,  # claims, reports' Lease, certificates
             "Service",
             "Deployment",
             "PodDisruptionBudget",
@@ -195,12 +195,10 @@ def test_webhook_covers_the_six_kinds_as_the_server_expects(
 ) -> None:
     service = one(base, "Service")
     covered = set()
+    deletes = set()
     for hook in declared["webhooks"]:
-        assert hook["sideEffects"] == "NoneOnDryRun"
         assert hook["admissionReviewVersions"] == ["v1", "v1beta1"]
         assert hook["matchPolicy"] == "Equivalent"
-        assert hook["failurePolicy"] == "Fail"
-        assert 1 <= hook["timeoutSeconds"] <= 10
         ref = hook["clientConfig"]["service"]
         assert (ref["name"], ref["namespace"]) == (
             service["metadata"]["name"],
@@ -208,12 +206,29 @@ def test_webhook_covers_the_six_kinds_as_the_server_expects(
         )
         assert ref["path"] in ADMISSION_PATHS
         assert ref["port"] == service["spec"]["ports"][0]["port"]
+        if hook["rules"][0]["operations"] == ["DELETE"]:
+            # delete warnings: never block a delete, and every delete is sent
+            assert hook["failurePolicy"] == "Ignore"
+            assert hook["sideEffects"] == "None"
+            assert 1 <= hook["timeoutSeconds"] <= 3
+            assert "matchConditions" not in hook
+            deletes |= {(g, r) for g, r, _ in rules_of(hook, "rules")}
+            continue
+        assert hook["sideEffects"] == "NoneOnDryRun"
+        assert hook["failurePolicy"] == "Fail"
+        assert 1 <= hook["timeoutSeconds"] <= 10
         assert len(hook["matchConditions"]) == 1  # every entry: cleanup is never sent
         for group, resource, rule in rules_of(hook, "rules"):
             claims = resource == "persistentvolumeclaims"
             assert rule["operations"] == (["CREATE"] if claims else ["CREATE", "UPDATE"])
             covered.add((group, resource))
     assert covered == {(i.api_group, i.plural) for i in KINDS if i.reviewed}
+    # the kinds with a deletion rule: the classes, the contents, VolumeSnapshot
+    assert deletes == {
+        (i.api_group, i.plural)
+        for i in KINDS
+        if i.family is not None and (i.role is not Role.SNAPSHOT or i.family is VOLUME)
+    }
 
 
 def test_service_reaches_the_container_and_probes_hit_the_probe_port(
@@ -540,5 +555,5 @@ def test_readme_patches_cover_every_webhook_entry(
         )
         assert result.returncode == 0, result.stderr
         patched = json.loads(result.stdout)
-        assert len(patched["webhooks"]) == 3
+        assert len(patched["webhooks"]) == len(declared["webhooks"]) == 5
         assert all(check(hook) for hook in patched["webhooks"])

@@ -46,7 +46,8 @@ ENTRIES = webhooks("snapshot-webhook", "snapshot-webhook")
 ENVIRONMENT = celpy.Environment()
 PROGRAMS = {
     entry["name"]: [
-        ENVIRONMENT.program(ENVIRONMENT.compile(c["expression"])) for c in entry["matchConditions"]
+        ENVIRONMENT.program(ENVIRONMENT.compile(c["expression"]))
+        for c in entry.get("matchConditions", [])
     ]
     for entry in ENTRIES
 }
@@ -268,3 +269,11 @@ def test_generated_updates_are_never_hidden(pair: tuple[Obj, Obj]) -> None:
 
 def test_a_claim_that_restores_nothing_is_not_sent() -> None:
     assert not sent(review(claim("plain")))
+
+
+def test_every_delete_of_a_warned_kind_is_sent_and_no_other() -> None:
+    content = snapshot_content("snapcontent-x", ref=("shop", "snap"))
+    assert sent(review(None, operation="DELETE", old=content))
+    assert sent(review(None, operation="DELETE", old=snapshot_class("c", group=True)))
+    assert not sent(review(None, operation="DELETE", old=group_snapshot("g")))
+    assert not sent(review(None, operation="DELETE", old=claim("data")))

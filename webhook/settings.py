@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     claim_duration_seconds: float = Field(30.0, ge=2)
     claim_timeout_seconds: float = Field(2.0, gt=0, le=4)
     claim_failure: Literal["deny", "warn"] = "deny"
+    # policy reports, written by the leader of a Lease (cluster mode)
+    reports: Literal["auto", "wgpolicy", "openreports", "off"] = "auto"
+    reports_lease_seconds: float = Field(15.0, ge=3, le=300)
+    reports_debounce_seconds: float = Field(2.0, gt=0, le=60)
     # health and metrics on a plain-HTTP port of their own (0: none)
     probe_port: int = Field(8081, ge=0, le=65535)
     # self-managed certificates (cluster mode)

@@ -128,6 +128,7 @@ def _add_serve_command(commands: Commands) -> None:
     _serve_listening(serve)
     _serve_cluster_and_limits(serve)
     _serve_claims(serve)
+    _serve_reports(serve)
     _serve_certificates(serve)
     _serve_registration(serve)
 
@@ -273,6 +274,35 @@ def _serve_claims(serve: argparse.ArgumentParser) -> None:
     )
 
 
+def _serve_reports(serve: argparse.ArgumentParser) -> None:
+    """Policy reports kept current."""
+    reports = serve.add_argument_group(
+        "policy reports (with --kube)",
+        "One replica, the leader of the Lease snapshot-webhook-reports in --namespace, keeps "
+        "the audit's findings published as policy reports, re-judged when objects change.",
+    )
+    reports.add_argument(
+        "--reports",
+        choices=["auto", "wgpolicy", "openreports", "off"],
+        help="which report CRD to write: auto takes openreports.io when installed, else "
+        "wgpolicyk8s.io, else writes nothing (default auto)",
+    )
+    reports.add_argument(
+        "--reports-lease-seconds",
+        type=float,
+        metavar="SECONDS",
+        help="the leader Lease's duration: how long a stopped leader's reports wait for the "
+        "next (default 15)",
+    )
+    reports.add_argument(
+        "--reports-debounce-seconds",
+        type=float,
+        metavar="SECONDS",
+        help="publish once the state has been quiet this long (at most 5x this after a "
+        "change) (default 2)",
+    )
+
+
 def _serve_certificates(serve: argparse.ArgumentParser) -> None:
     """Self-managed certificates."""
     managed = serve.add_argument_group(
@@ -354,7 +384,8 @@ def _serve_registration(serve: argparse.ArgumentParser) -> None:
     registration.add_argument(
         "--failure-policy",
         choices=["Fail", "Ignore"],
-        help="failurePolicy of every registered entry (default Fail)",
+        help="failurePolicy of the CREATE and UPDATE entries; the delete-warning entries are "
+        "always Ignore (default Fail)",
     )
 
 
@@ -370,7 +401,14 @@ def _add_audit_command(commands: Commands) -> None:
     )
     _add_state_and_rules(audit)
     _add_kube(audit)
-    audit.add_argument("--output", choices=["text", "json"], default="text", help="(default text)")
+    audit.add_argument(
+        "-o",
+        "--output",
+        choices=["text", "json", "policyreport", "openreports"],
+        default="text",
+        help="text, json, or the reports a cluster would hold as YAML: policyreport "
+        "(wgpolicyk8s.io/v1alpha2) or openreports (openreports.io/v1alpha1) (default text)",
+    )
     audit.add_argument(
         "--fail-on",
         choices=["deny", "warn"],
@@ -451,6 +489,13 @@ def _add_webhook_configuration_command(commands: Commands) -> None:
     configuration.add_argument("--failure-policy", choices=["Fail", "Ignore"], default="Fail")
     configuration.add_argument(
         "--ca-bundle-file", metavar="PATH", help="the CA (PEM) to write into every caBundle"
+    )
+    configuration.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="RULE_ID=MODE",
+        help="as for serve: a kind whose deletion rules are all off gets no DELETE entry",
     )
 
 
@@ -624,7 +669,7 @@ def configuration_yaml(args: argparse.Namespace) -> str:
 
     import yaml
 
-    from webhook.render.configuration import configuration
+    from webhook.render.configuration import configuration, warned_kinds
 
     bundle = None
     if args.ca_bundle_file:
@@ -635,6 +680,7 @@ def configuration_yaml(args: argparse.Namespace) -> str:
         name=args.name,
         failure_policy=args.failure_policy,
         ca_bundle=bundle,
+        warned_deletes=warned_kinds(Policy.parse(args.rule)),
     )
     return CONFIGURATION_HEADER + yaml.safe_dump(rendered, sort_keys=False, width=100)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 import orjson
+import yaml
 
 from webhook.cluster.api import KubeAPI, KubeConfigError, api_client
 from webhook.cluster.watch import ClusterState, WatchSettings
@@ -29,6 +31,8 @@ from webhook.decide.service import Webhook
 from webhook.model import kinds
 from webhook.model.manifests import Document, ManifestError, documents, expand, read_bytes
 from webhook.model.reading import UnreadableObjectError, parse_object
+from webhook.model.report_kinds import OPENREPORTS, WGPOLICY
+from webhook.render.reports import reports
 from webhook.rules import Policy
 from webhook.state.fixtures import ObjectStore, with_namespace
 
@@ -261,6 +265,10 @@ def run_audit(args: argparse.Namespace, policy: Policy, out: IO[str]) -> int:
             orjson.dumps([f.as_dict() for f in findings], option=orjson.OPT_INDENT_2).decode()
             + "\n"
         )
+    elif args.output in ("policyreport", "openreports"):
+        fmt = WGPOLICY if args.output == "policyreport" else OPENREPORTS
+        made = reports(fmt, findings, int(time.time()))
+        out.write(yaml.safe_dump_all(made, sort_keys=False, width=100) if made else "")
     else:
         for f in findings:
             suffix = "" if f.denies else " (warning)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from webhook.model import report_kinds
 from webhook.model.kinds import KINDS
 from webhook.settings import Settings
 
@@ -40,6 +41,12 @@ def cluster_grants(settings: Settings) -> set[Grant]:
         grants.add(Grant("rbac.authorization.k8s.io", "clusterroles", "get", owner))
     elif settings.manage_certificates and names:
         grants |= {Grant(*CONFIGURATIONS, verb, names) for verb in ("get", "update")}
+    # the reports leader lists and writes its reports (named snapshot-webhook)
+    for fmt in report_kinds.candidates(settings.reports):
+        for plural in (fmt.plural, fmt.cluster_plural):
+            grants |= {Grant(fmt.group, plural, verb) for verb in ("list", "create")}
+            named = (report_kinds.NAME,)
+            grants |= {Grant(fmt.group, plural, verb, named) for verb in ("update", "delete")}
     return grants
 
 
@@ -49,6 +56,12 @@ def namespace_grants(settings: Settings) -> set[Grant]:
     if settings.claims:
         verbs = ("create", "get", "update", "delete", "list")
         grants |= {Grant("coordination.k8s.io", "leases", verb) for verb in verbs}
+    if settings.reports != "off":  # the Lease that elects the reports' writer
+        lease = (report_kinds.LEASE,)
+        grants.add(Grant("coordination.k8s.io", "leases", "create"))
+        grants |= {
+            Grant("coordination.k8s.io", "leases", verb, lease) for verb in ("get", "update")
+        }
     if settings.manage_certificates:
         secret = (settings.certificate_secret,)
         grants.add(Grant("", "secrets", "create"))

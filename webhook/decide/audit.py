@@ -29,6 +29,11 @@ class AuditFinding:
     path: str
     message: str
     denies: bool  # what admission would do with it today
+    # the object's reference, for reports
+    api_version: str = ""
+    namespace: str = ""
+    object_name: str = ""
+    uid: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -66,6 +71,10 @@ def _findings(state: StateIndex, policy: Policy) -> Iterator[AuditFinding]:
                             problem.path,
                             problem.message,
                             policy.mode(rule) is Mode.DENY and not problem.soft,
+                            f"{info.api_group}/{info.served_versions[0]}",
+                            record.id.namespace,
+                            record.id.name,
+                            record.id.uid,
                         )
 
 

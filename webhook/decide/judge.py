@@ -1,8 +1,10 @@
 """(request, state, policy) -> verdict.
 
 Order of business:
-1. Cleanup is never blocked: DELETE, CONNECT and any subresource are allowed
-   with no rule run.
+1. Cleanup is never blocked: CONNECT and any subresource are allowed with no
+   rule run, and a DELETE is always allowed. A DELETE of a snapshot kind runs
+   only the deletion rules, which warn of what it will break and never deny; an
+   object that cannot be read is deleted without a word.
 2. The object (and the old object on UPDATE) must read as its kind, or the
    answer is code 400 naming the field.
 3. An UPDATE that leaves the judged fields unchanged is allowed: that is how
@@ -113,6 +115,8 @@ class Subject:
 
 def read_subject(request: AdmissionRequest) -> Subject | Verdict:
     """The subject of a request, or the verdict when no rule needs to run."""
+    if request.operation == "DELETE" and not request.sub_resource:
+        return _deleted(request)
     if request.operation in CLEANUP_OPERATIONS or request.sub_resource:
         return allowed()
     gvk = request.kind
@@ -147,6 +151,19 @@ def read_subject(request: AdmissionRequest) -> Subject | Verdict:
     return Subject(info, operation, new, old)
 
 
+def _deleted(request: AdmissionRequest) -> Subject | Verdict:
+    """A DELETE's subject: the object as stored, judged only by the deletion rules.
+    Anything unexpected allows the delete with no warning: a delete is never blocked."""
+    info = kinds.by_group_kind(request.kind.group, request.kind.kind)
+    if info is None or info.family is None or request.old_object is None:
+        return allowed()
+    try:
+        gone = parse_object(info, request.old_object, "request.oldObject")
+    except (UnreadableObjectError, TooDeepError):
+        return allowed()
+    return Subject(info, Operation.DELETE, gone, None)
+
+
 def subject_record(info: KindInfo, obj: objects.KubeObject) -> Record:
     """The record rules see for an object under review (claims carry their restore,
     group snapshots their selector)."""
@@ -166,6 +183,8 @@ def judge(subject: Subject, state: StateView, policy: Policy) -> Verdict:
             evaluate(subject.info, subject.operation, subject.new, subject.old, state, policy)
         )
     except TooDeepError as err:  # the caller's input, never an internal error
+        if subject.operation is Operation.DELETE:
+            return allowed()
         return errored(400, f"request.object: {err}")
     if any(f.denies for f in findings):
         return denied(findings)
@@ -192,6 +211,14 @@ def evaluate(
     assert family is not None
     plan = policy.plan(info.kind, family, info.role)
     findings: list[Finding] = []
+    if operation is Operation.DELETE:  # what the delete breaks: warnings only
+        if plan.deletion:
+            record = subject_record(info, new)
+            gone = CrossContext(family, operation, record, None, state.family(family), state)
+            for rule_id, check, _ in plan.deletion:
+                for p in check(gone):
+                    findings.append(Finding(rule_id, p.path, p.message, denies=False))
+        return findings
     if old is not None:
         for rule_id, check, deny in plan.transition:
             for p in check(family, old, new):

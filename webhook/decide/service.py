@@ -30,7 +30,7 @@ from webhook.model import kinds
 from webhook.model.kinds import KindInfo, Role
 from webhook.model.records import ClaimRecord, ContentRecord, Record, SnapshotRecord
 from webhook.rules import BY_ID, Policy
-from webhook.rules.base import Finding, Mode
+from webhook.rules.base import Finding, Mode, Operation
 from webhook.state.index import StateIndex
 from webhook.state.layers import LayeredState, Reservations
 from webhook.state.slots import Slot, holds, taken_by
@@ -115,7 +115,8 @@ class Webhook:
         if isinstance(subject, Verdict):
             return self._admitted(review.request, None, subject)
         view = self.view()
-        if self.live_get is not None:
+        deleting = subject.operation is Operation.DELETE
+        if self.live_get is not None and not deleting:
             try:
                 missing = [ref for ref in references(subject) if not self._present(view, ref)]
                 if missing:
@@ -129,7 +130,13 @@ class Webhook:
         request = review.request
         if needs_authorization(verdict):  # rare: may ask the apiserver, so off the loop
             verdict = await asyncio.to_thread(self._authorized, request, verdict)
-        if self.claims is not None and verdict.allowed and request and not request.dry_run:
+        if (
+            self.claims is not None
+            and verdict.allowed
+            and request
+            and not request.dry_run
+            and not deleting
+        ):
             # most admissions take no slot: only those go to a thread and the apiserver
             slots = self._unclaimed_slots(subject)
             if slots:
@@ -146,6 +153,8 @@ class Webhook:
             return judge(subject, view, self.policy)
         except Exception:  # a bug, not the caller's fault: answer, log, keep serving
             log.exception("internal error judging %s %s", subject.info.kind, subject.new.name)
+            if subject.operation is Operation.DELETE:
+                return allowed()  # a delete is never blocked, not even by a bug here
             return errored(500, "internal error in snapshot-webhook; see its log")
 
     def _authorized(self, request: AdmissionRequest | None, verdict: Verdict) -> Verdict:
@@ -256,6 +265,10 @@ class Webhook:
         self, request: AdmissionRequest | None, subject: Subject | None, verdict: Verdict
     ) -> Verdict:
         if request is None or not verdict.allowed or request.dry_run:
+            return verdict
+        if subject is not None and subject.operation is Operation.DELETE:
+            if self.embedded:
+                apply_admitted(self.state, request)
             return verdict
         if self.embedded and subject is not None:
             self.state.put_object(subject.info, subject.new)  # already read: no second parse

@@ -65,6 +65,18 @@ class SnapshotRecord(msgspec.Struct, frozen=True, gc=False):
     # Read only for a group snapshot under review; stored ones leave it unset.
     selector: dict[str, Any] | None = None
 
+    @property
+    def awaits_default_class(self) -> bool:
+        """True for a live dynamic snapshot with no class, not yet bound: the snapshot
+        controller gives it the default class of its driver when it provisions it."""
+        return not (
+            self.deleting
+            or self.class_name
+            or self.content_name
+            or self.bound_content_name
+            or self.is_group_member
+        )
+
     def names_content(self) -> tuple[str, ...]:
         """Contents this snapshot claims; a deleting snapshot claims nothing."""
         if self.deleting:
@@ -85,6 +97,13 @@ class ContentRecord(msgspec.Struct, frozen=True, gc=False):
     source_volume_mode: str | None = None
     allow_volume_mode_change: bool = False
     pending: bool = False
+    deletion_policy: str | None = None
+
+    @property
+    def deletes_backing_snapshot(self) -> bool:
+        """True when deleting this content deletes the storage snapshot too, which
+        the CSI sidecar does with its class's parameters and secrets."""
+        return self.deletion_policy == "Delete"
 
     @property
     def ref_key(self) -> tuple[str, str] | None:
@@ -107,10 +126,15 @@ class ClaimRecord(msgspec.Struct, frozen=True, gc=False):
     storage_class_name: str | None
     volume_name: str | None
     labels: dict[str, str] | None = None  # what group snapshots select by
+    restore_from: SnapshotSource | None = None  # the snapshot it is restored from
     # Read only for a claim under review (restore rules); stored claims leave them unset.
-    restore_from: SnapshotSource | None = None
     requested_storage: str | int | float | None = None
     volume_mode: str | None = None
+
+    @property
+    def waiting(self) -> bool:
+        """True while no volume is bound to the claim (provisioning still to come)."""
+        return not self.volume_name
 
 
 class VolumeRecord(msgspec.Struct, frozen=True, gc=False):
@@ -184,6 +208,7 @@ def _content(obj: objects.KubeObject) -> ContentRecord:
             is_group_member=obj.is_group_member,
             source_volume_mode=shared(spec.source_volume_mode if spec else None),
             allow_volume_mode_change=allow,
+            deletion_policy=shared(spec.deletion_policy if spec else None),
         )
     assert isinstance(obj, objects.VolumeGroupSnapshotContent)
     gspec = obj.spec
@@ -197,6 +222,7 @@ def _content(obj: objects.KubeObject) -> ContentRecord:
         ref_name=ref.name if ref else None,
         ref_uid=ref.uid if ref else None,
         is_group_member=False,
+        deletion_policy=shared(gspec.deletion_policy if gspec else None),
     )
 
 
@@ -257,6 +283,7 @@ def to_record(info: KindInfo, obj: objects.KubeObject) -> Record:
             spec.storage_class_name if spec else None,
             spec.volume_name if spec else None,
             {shared(k) or k: shared(v) or v for k, v in labels.items()} if labels else None,
+            restore_from=snapshot_source(obj),
         )
     if isinstance(obj, objects.PersistentVolume):
         csi = obj.spec.csi if obj.spec else None

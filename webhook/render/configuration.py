@@ -12,7 +12,13 @@ Choices, entry by entry:
   (finalizers, labels, other annotations, managedFields) is never sent, so a
   webhook that is down never blocks cleanup. The judged fields come from
   `webhook.kinds.judged`, the table the webhook itself decides "unchanged" by.
-  DELETE is never sent here.
+  DELETE is never sent to these entries.
+- DELETE goes to entries of its own, with failurePolicy Ignore whatever the
+  other entries use: a webhook that is down or slow never blocks a delete (the
+  apiserver waits at most DELETE_TIMEOUT_SECONDS, then deletes). The webhook
+  never denies a delete; it warns of what the delete breaks. Every DELETE of
+  those kinds is sent (no matchConditions), and only the kinds that have a
+  deletion rule on are registered.
 - sideEffects NoneOnDryRun: a non-dry-run admission that takes a unique slot
   claims it with a Lease; dry runs never claim.
 - namespaceSelector: objects in a namespace labelled
@@ -23,15 +29,18 @@ Choices, entry by entry:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from webhook.model.kinds import GROUP_SNAPSHOT_GROUP, KINDS, SNAPSHOT_GROUP, KindInfo, judged
 from webhook.render.policies import unchanged
+from webhook.rules import CATALOG, Policy
+from webhook.rules.base import Mode, Stage
 
 NAME = "snapshot-webhook"
 OPT_OUT_LABEL = "snapshot-webhook.io/ignore"
 TIMEOUT_SECONDS = 5
+DELETE_TIMEOUT_SECONDS = 2
 PATH = "/validate"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "snapshot-webhook"}
 
@@ -75,6 +84,21 @@ RESTORES_A_SNAPSHOT = (
 )
 
 
+GROUPS = (
+    ("snapshots", SNAPSHOT_GROUP, ["v1"]),
+    ("groupsnapshots", GROUP_SNAPSHOT_GROUP, ["v1", "v1beta2", "v1beta1"]),
+)
+# Kinds whose deletes some rule judges, whatever the policy (the default).
+DELETE_WARNED = frozenset(r.kind for r in CATALOG if r.stage is Stage.DELETION)
+
+
+def warned_kinds(policy: Policy) -> frozenset[str]:
+    """Kinds whose deletes a rule judges under `policy` (a rule turned off judges none)."""
+    return frozenset(
+        r.kind for r in CATALOG if r.stage is Stage.DELETION and policy.mode(r) is not Mode.OFF
+    )
+
+
 def _kinds_of(group: str) -> list[KindInfo]:
     return [i for i in KINDS if i.reviewed and i.api_group == group]
 
@@ -82,7 +106,7 @@ def _kinds_of(group: str) -> list[KindInfo]:
 def _entry(
     name: str,
     rule: dict[str, Any],
-    condition: tuple[str, str],
+    condition: tuple[str, str] | None,
     service: dict[str, Any],
     failure_policy: str,
     ca_bundle: str | None,
@@ -90,6 +114,23 @@ def _entry(
     client: dict[str, Any] = {"service": dict(service)}
     if ca_bundle:
         client["caBundle"] = ca_bundle
+    if condition is None:  # a delete warning: never blocks, no side effects
+        return {
+            "name": name,
+            "admissionReviewVersions": ["v1", "v1beta1"],
+            "clientConfig": client,
+            "failurePolicy": "Ignore",
+            "matchPolicy": "Equivalent",
+            "namespaceSelector": {
+                "matchExpressions": [
+                    {"key": OPT_OUT_LABEL, "operator": "NotIn", "values": ["true"]}
+                ]
+            },
+            "objectSelector": {},
+            "rules": [rule],
+            "sideEffects": "None",
+            "timeoutSeconds": DELETE_TIMEOUT_SECONDS,
+        }
     return {
         "name": name,
         "admissionReviewVersions": ["v1", "v1beta1"],
@@ -114,15 +155,34 @@ def webhooks(
     port: int = 443,
     failure_policy: str = "Fail",
     ca_bundle: str | None = None,
+    warned_deletes: Collection[str] = DELETE_WARNED,
 ) -> list[dict[str, Any]]:
-    """The three entries: snapshot kinds, group-snapshot kinds, restoring claims."""
+    """The entries: snapshot kinds, group-snapshot kinds, restoring claims, then
+    the deletes of the kinds in `warned_deletes` (kind names), by group."""
     ref = {"name": service, "namespace": namespace, "path": PATH, "port": port}
     entries = []
-    for name, group, versions in (
-        ("snapshots", SNAPSHOT_GROUP, ["v1"]),
-        ("groupsnapshots", GROUP_SNAPSHOT_GROUP, ["v1", "v1beta2", "v1beta1"]),
-    ):
+    deletes = []
+    for name, group, versions in GROUPS:
         covered = _kinds_of(group)
+        warned = [i for i in covered if i.kind in warned_deletes]
+        if warned:
+            delete_rule = {
+                "apiGroups": [group],
+                "apiVersions": versions,
+                "operations": ["DELETE"],
+                "resources": [i.plural for i in warned],
+                "scope": "*",
+            }
+            deletes.append(
+                _entry(
+                    f"{name}-deletes.warnings.snapshot-webhook.io",
+                    delete_rule,
+                    None,
+                    ref,
+                    "Ignore",
+                    ca_bundle,
+                )
+            )
         rule = {
             "apiGroups": [group],
             "apiVersions": versions,
@@ -158,6 +218,7 @@ def webhooks(
             failure_policy,
             ca_bundle,
         ),
+        *deletes,
     ]
 
 
@@ -169,6 +230,7 @@ def configuration(
     failure_policy: str = "Fail",
     ca_bundle: str | None = None,
     owner: dict[str, Any] | None = None,
+    warned_deletes: Collection[str] = DELETE_WARNED,
 ) -> dict[str, Any]:
     """The whole ValidatingWebhookConfiguration; `owner` is an ownerReference
     (the garbage collector deletes the configuration with its owner)."""
@@ -181,6 +243,10 @@ def configuration(
         "kind": "ValidatingWebhookConfiguration",
         "metadata": metadata,
         "webhooks": webhooks(
-            service, namespace, failure_policy=failure_policy, ca_bundle=ca_bundle
+            service,
+            namespace,
+            failure_policy=failure_policy,
+            ca_bundle=ca_bundle,
+            warned_deletes=warned_deletes,
         ),
     }

@@ -13,12 +13,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.model.kinds import Family, Role
-from webhook.rules import content, restore, snapshot, snapshot_class
+from webhook.rules import content, deletion, restore, snapshot, snapshot_class
 from webhook.rules.base import Mode, Rule, Stage
 
 CATALOG: tuple[Rule[Any], ...] = tuple(
     sorted(
-        (*snapshot.RULES, *content.RULES, *snapshot_class.RULES, *restore.RULES),
+        (
+            *snapshot.RULES,
+            *content.RULES,
+            *snapshot_class.RULES,
+            *restore.RULES,
+            *deletion.RULES,
+        ),
         key=lambda rule: (
             rule.family.prefix,
             list(Role).index(rule.role),
@@ -55,6 +61,7 @@ class Plan:
     object: tuple[Step, ...]
     cross: tuple[Step, ...]
     authorization: tuple[Step, ...]
+    deletion: tuple[Step, ...]
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,7 @@ class Policy:
                         Stage.OBJECT,
                         Stage.CROSS,
                         Stage.AUTHORIZATION,
+                        Stage.DELETION,
                     )
                 )
             )
@@ -109,4 +117,9 @@ class Policy:
                 raise UnknownRuleError(
                     f"--rule {spec!r}: unknown mode {mode!r}; valid modes: deny, warn, off"
                 ) from None
+            if overrides[rule_id] is Mode.DENY and BY_ID[rule_id].stage is Stage.DELETION:
+                raise UnknownRuleError(
+                    f"--rule {spec!r}: {rule_id} judges deletes, which are never denied; "
+                    "valid modes: warn, off"
+                )
         return cls(overrides)

@@ -41,11 +41,15 @@ class Stage(enum.Enum):
     # ratcheted (the rule itself compares old and new), never audited (who set
     # what, once, is not in the stored object).
     AUTHORIZATION = "authorization"
+    # What a delete will break. Judged on DELETE, from the object as stored and
+    # the state; never denies (a delete is never blocked), only warns.
+    DELETION = "deletion"
 
 
 class Operation(enum.StrEnum):
     CREATE = "CREATE"
     UPDATE = "UPDATE"
+    DELETE = "DELETE"
 
 
 class Problem(msgspec.Struct, frozen=True, gc=False):
@@ -118,6 +122,8 @@ class Rule(Generic[C]):
     def operations(self) -> str:
         if self.role is Role.PVC:
             return "CREATE"
+        if self.stage is Stage.DELETION:
+            return "DELETE"
         return "UPDATE" if self.stage is Stage.TRANSITION else "CREATE, UPDATE"
 
 
@@ -139,6 +145,13 @@ def define(
 
 
 # --- formatting -------------------------------------------------------------
+
+
+def listed(records: Sequence[Any], most: int = 5) -> str:
+    """Names of records, quoted (namespace/name when namespaced), the first `most`
+    of them and how many more."""
+    shown = ", ".join(f'"{r.id.display}"' for r in records[:most])
+    return shown + (f" and {len(records) - most} more" if len(records) > most else "")
 
 
 def pending_note(record: object) -> str:

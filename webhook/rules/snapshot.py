@@ -256,6 +256,7 @@ def _selected(ctx: CrossContext) -> tuple[SnapshotRecord, list[ClaimRecord]] | N
 
 
 def _names(claims: list[ClaimRecord], most: int = 5) -> str:
+    """Claims of one namespace, by name."""
     shown = ", ".join(f'"{c.id.name}"' for c in claims[:most])
     return shown + (f" and {len(claims) - most} more" if len(claims) > most else "")
 

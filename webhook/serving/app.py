@@ -324,6 +324,8 @@ def create_app(webhook: Webhook, edge: Edge) -> ASGIApp:
         finally:
             for task in tasks:
                 task.cancel()
+            if tasks:  # let each finish its way out (the reports Lease is handed back)
+                await asyncio.wait(tasks, timeout=2.0)
 
     return AdmissionFastPath(_service_app(edge, lifespan), AdmissionEndpoint(webhook, edge))
 

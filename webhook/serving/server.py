@@ -23,6 +23,7 @@ import ssl
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,13 +35,15 @@ import uvicorn
 from webhook import __version__
 from webhook.cluster.api import KubeAPI, api_client, own_namespace
 from webhook.cluster.claims import RELEASE_GRACE, LeaseClaims
+from webhook.cluster.leader import LeaseElector
 from webhook.cluster.registration import Registrar
 from webhook.cluster.registration import maintain as maintain_registration
 from webhook.cluster.watch import ClusterState, WatchSettings
 from webhook.decide.audit import audit, by_rule
 from webhook.decide.authorize import AccessReviews, AllowList
 from webhook.decide.service import Webhook
-from webhook.render.configuration import configuration
+from webhook.model import report_kinds
+from webhook.render.configuration import configuration, warned_kinds
 from webhook.rules import CATALOG, Policy
 from webhook.rules.base import Stage
 from webhook.serving import logs
@@ -49,6 +52,7 @@ from webhook.serving.health import Readiness
 from webhook.serving.logs import AdmissionLog
 from webhook.serving.metrics import Metrics
 from webhook.serving.protocol import guarded_protocol
+from webhook.serving.reporting import Reporting
 from webhook.settings import Settings
 from webhook.state.fixtures import ObjectStore
 from webhook.state.index import StateIndex
@@ -291,6 +295,7 @@ def registration(
     manager, readiness = serving.manager, serving.readiness
     name, namespace = settings.webhook_configurations[0], settings.namespace
     namespace = namespace or own_namespace(kubeconfig)
+    warned = warned_kinds(Policy.parse(settings.rules))
 
     def render(bundle: str, owner: dict[str, Any]) -> dict[str, Any]:
         return configuration(
@@ -300,6 +305,7 @@ def registration(
             failure_policy=settings.failure_policy,
             ca_bundle=bundle,
             owner=owner,
+            warned_deletes=warned,
         )
 
     registrar = Registrar(api, name, settings.webhook_owner, render)
@@ -458,7 +464,31 @@ def cluster_mode(
     background.append(
         periodic_audit(index, policy, metrics, readiness, settings.audit_interval_seconds)
     )
+    if settings.reports != "off":
+        reporting = Reporting(
+            api,
+            index,
+            policy,
+            LeaseElector(
+                api,
+                settings.namespace or own_namespace(kubeconfig),
+                report_kinds.LEASE,
+                replica_identity(),
+                settings.reports_lease_seconds,
+            ),
+            settings.reports,
+            ready=lambda: not readiness.problems(),
+            debounce=settings.reports_debounce_seconds,
+            max_delay=5 * settings.reports_debounce_seconds,
+        )
+        background.append(reporting.run)
     return webhook, cluster
+
+
+def replica_identity() -> str:
+    """This process among the replicas: the pod's name, and a nonce for restarts."""
+    name = os.environ.get("POD_NAME") or socket.gethostname()
+    return f"{name}_{uuid.uuid4().hex[:8]}"
 
 
 def listeners(settings: Settings, webhook: Webhook, serving: Serving) -> DrainingServer:

@@ -79,6 +79,8 @@ class FamilyIndex:
         self._naming: MultiMap[str, NamespacedKey] = MultiMap()  # content -> snapshots
         self._referencing: MultiMap[NamespacedKey, str] = MultiMap()  # snapshot -> contents
         self._defaults: MultiMap[str, str] = MultiMap()  # driver -> default classes
+        self._needing: MultiMap[str, str] = MultiMap()  # class -> contents deleted with it
+        self._awaiting: set[NamespacedKey] = set()  # snapshots awaiting a default class
         self._drivers: Counter[str] = Counter()  # drivers named by classes and contents
 
     # --- FamilyView -------------------------------------------------------
@@ -113,6 +115,14 @@ class FamilyIndex:
         with self._lock:
             return self._drivers[driver] > 0
 
+    def contents_needing_class(self, class_name: str) -> tuple[ContentRecord, ...]:
+        with self._lock:
+            return tuple(self.contents[n] for n in sorted(self._needing.get(class_name)))
+
+    def snapshots_awaiting_default(self) -> tuple[SnapshotRecord, ...]:
+        with self._lock:
+            return tuple(self.snapshots[k] for k in sorted(self._awaiting))
+
     # --- writes -----------------------------------------------------------
 
     def put_snapshot(self, record: SnapshotRecord) -> None:
@@ -122,6 +132,8 @@ class FamilyIndex:
             self.snapshots[key] = record
             for content in record.names_content():
                 self._naming.add(content, key)
+            if record.awaits_default_class:
+                self._awaiting.add(key)
 
     def remove_snapshot(self, namespace: str, name: str) -> None:
         key = (namespace, name)
@@ -130,6 +142,7 @@ class FamilyIndex:
             if old is not None:
                 for content in old.names_content():
                     self._naming.discard(content, key)
+                self._awaiting.discard(key)
 
     def put_content(self, record: ContentRecord) -> None:
         with self._lock:
@@ -138,6 +151,8 @@ class FamilyIndex:
             self._count_driver(record.driver, 1)
             if record.ref_key is not None:
                 self._referencing.add(record.ref_key, record.id.name)
+            if record.class_name and record.deletes_backing_snapshot:
+                self._needing.add(record.class_name, record.id.name)
 
     def remove_content(self, name: str) -> None:
         with self._lock:
@@ -146,6 +161,8 @@ class FamilyIndex:
                 self._count_driver(old.driver, -1)
                 if old.ref_key is not None:
                     self._referencing.discard(old.ref_key, name)
+                if old.class_name and old.deletes_backing_snapshot:
+                    self._needing.discard(old.class_name, name)
 
     def put_class(self, record: ClassRecord) -> None:
         with self._lock:
@@ -177,8 +194,10 @@ class StateIndex:
         self.families = {family.prefix: FamilyIndex(family, self._lock) for family in FAMILIES}
         self.claims: dict[NamespacedKey, ClaimRecord] = {}
         self._claims_in: dict[str, dict[str, ClaimRecord]] = {}  # namespace -> name -> claim
+        self._restoring: MultiMap[NamespacedKey, NamespacedKey] = MultiMap()  # snapshot -> claims
         self.volumes: dict[str, VolumeRecord] = {}
         self.storage_classes: dict[str, StorageClassRecord] = {}
+        self.changes = 0  # puts and removes so far: what changed-since questions compare
 
     def family(self, family: Family) -> FamilyIndex:
         return self.families[family.prefix]
@@ -192,6 +211,10 @@ class StateIndex:
     def claims_in(self, namespace: str) -> list[ClaimRecord]:
         with self._lock:
             return list(self._claims_in.get(namespace, {}).values())
+
+    def claims_restoring(self, namespace: str, name: str) -> tuple[ClaimRecord, ...]:
+        with self._lock:
+            return tuple(self.claims[k] for k in sorted(self._restoring.get((namespace, name))))
 
     def volume(self, name: str) -> VolumeRecord | None:
         with self._lock:
@@ -211,6 +234,7 @@ class StateIndex:
 
     def put(self, info: KindInfo, record: Record) -> None:
         with self._lock:
+            self.changes += 1
             if info.family is not None:
                 index = self.family(info.family)
                 if isinstance(record, SnapshotRecord):
@@ -220,8 +244,13 @@ class StateIndex:
                 elif isinstance(record, ClassRecord):
                     index.put_class(record)
             elif isinstance(record, ClaimRecord):
-                self.claims[(record.id.namespace, record.id.name)] = record
+                key = (record.id.namespace, record.id.name)
+                self._remove_claim(*key)
+                self.claims[key] = record
                 self._claims_in.setdefault(record.id.namespace, {})[record.id.name] = record
+                if record.restore_from is not None:
+                    source = record.restore_from
+                    self._restoring.add((source.namespace, source.name), key)
             elif isinstance(record, VolumeRecord):
                 self.volumes[record.id.name] = record
             elif isinstance(record, StorageClassRecord):
@@ -229,6 +258,7 @@ class StateIndex:
 
     def remove(self, info: KindInfo, namespace: str, name: str) -> None:
         with self._lock:
+            self.changes += 1
             if info.family is not None:
                 index = self.family(info.family)
                 if info.role is Role.SNAPSHOT:
@@ -238,15 +268,23 @@ class StateIndex:
                 else:
                     index.remove_class(name)
             elif info.role is Role.PVC:
-                self.claims.pop((namespace, name), None)
-                in_namespace = self._claims_in.get(namespace, {})
-                in_namespace.pop(name, None)
-                if not in_namespace:
-                    self._claims_in.pop(namespace, None)
+                self._remove_claim(namespace, name)
             elif info.role is Role.PV:
                 self.volumes.pop(name, None)
             else:
                 self.storage_classes.pop(name, None)
+
+    def _remove_claim(self, namespace: str, name: str) -> None:
+        old = self.claims.pop((namespace, name), None)
+        if old is None:
+            return
+        in_namespace = self._claims_in.get(namespace, {})
+        in_namespace.pop(name, None)
+        if not in_namespace:
+            self._claims_in.pop(namespace, None)
+        if old.restore_from is not None:
+            source = old.restore_from
+            self._restoring.discard((source.namespace, source.name), (namespace, name))
 
     def _table(self, info: KindInfo) -> dict[Any, Record]:
         if info.family is not None:

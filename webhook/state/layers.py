@@ -81,6 +81,17 @@ class LayeredFamily:
     def uses_driver(self, driver: str) -> bool:
         return self.upper.uses_driver(driver) or self.lower.uses_driver(driver)
 
+    def contents_needing_class(self, class_name: str) -> tuple[ContentRecord, ...]:
+        both = (
+            *self.upper.contents_needing_class(class_name),
+            *self.lower.contents_needing_class(class_name),
+        )
+        return tuple(r for r in both if self.content(r.id.name) is r)
+
+    def snapshots_awaiting_default(self) -> tuple[SnapshotRecord, ...]:
+        both = (*self.upper.snapshots_awaiting_default(), *self.lower.snapshots_awaiting_default())
+        return tuple(r for r in both if self.snapshot(r.id.namespace, r.id.name) is r)
+
 
 class LayeredState:
     """A StateView of `upper` over `lower`."""
@@ -98,6 +109,13 @@ class LayeredState:
         found = {c.id.name: c for c in self.lower.claims_in(namespace)}
         found.update((c.id.name, c) for c in self.upper.claims_in(namespace))
         return list(found.values())
+
+    def claims_restoring(self, namespace: str, name: str) -> list[ClaimRecord]:
+        both = (
+            *self.upper.claims_restoring(namespace, name),
+            *self.lower.claims_restoring(namespace, name),
+        )
+        return [r for r in both if self.claim(r.id.namespace, r.id.name) is r]
 
     def volume(self, name: str) -> VolumeRecord | None:
         return self.upper.volume(name) or self.lower.volume(name)

@@ -49,6 +49,15 @@ class FamilyView(Protocol):
         """True when some class or content names this CSI driver."""
         ...
 
+    def contents_needing_class(self, class_name: str) -> Sequence[ContentRecord]:
+        """Contents naming the class whose deletion deletes their storage snapshot
+        (`deletionPolicy: Delete`): the CSI sidecar reads the class to do it."""
+        ...
+
+    def snapshots_awaiting_default(self) -> Sequence[SnapshotRecord]:
+        """Live dynamic snapshots with no class and no content yet."""
+        ...
+
 
 class VolumeView(Protocol):
     """The core objects that tell which CSI driver a claim belongs to."""
@@ -57,6 +66,10 @@ class VolumeView(Protocol):
 
     def claims_in(self, namespace: str) -> Sequence[ClaimRecord]:
         """Every claim in a namespace."""
+        ...
+
+    def claims_restoring(self, namespace: str, name: str) -> Sequence[ClaimRecord]:
+        """Claims whose data source is the VolumeSnapshot namespace/name."""
         ...
 
     def volume(self, name: str) -> VolumeRecord | None: ...
