@@ -133,6 +133,7 @@ class FakeAPIServer:
         self.write_delay = 0.0  # seconds each write waits before it is answered
         self.writes_failing = False  # answer 503 to every write
         self.server_version = ("1", "31")
+        self.crds: dict[str, Obj] = {}  # installed CRDs by name, as GET returns them
         self.authorize: Authorizer = lambda spec: False
         self.reviews: list[Obj] = []  # SubjectAccessReview specs received
         self.calls: list[Call] = []  # every request, as RBAC would see it
@@ -280,6 +281,13 @@ class FakeAPIServer:
                     self._json(
                         200, {"major": major, "minor": minor, "gitVersion": f"v{major}.{minor}.0"}
                     )
+                    return
+                if parts[:4] == ["apis", "apiextensions.k8s.io", "v1", "customresourcedefinitions"]:
+                    found = fake.crds.get(parts[4]) if len(parts) == 5 else None
+                    if found is None:
+                        self._status(404, "NotFound", f"the server could not find {url.path}")
+                    else:
+                        self._json(200, found)
                     return
                 if fake._writable(parts) is not None:
                     self._write("GET", parts)

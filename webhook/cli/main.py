@@ -410,6 +410,13 @@ def _add_audit_command(commands: Commands) -> None:
         "(wgpolicyk8s.io/v1alpha2) or openreports (openreports.io/v1alpha1) (default text)",
     )
     audit.add_argument(
+        "--crds",
+        metavar="DIR",
+        help="upgrade pre-flight: judge every stored object by these CRDs (a file or directory "
+        "of the release about to be installed): schema, x-kubernetes-validations rules and "
+        "versions; exit 1 when they would refuse something (needs the preflight extra)",
+    )
+    audit.add_argument(
         "--fail-on",
         choices=["deny", "warn"],
         default="deny",
@@ -600,6 +607,10 @@ def _run(args: argparse.Namespace, stdin: IO[bytes] | None) -> int:
             return _serve(args)
         if args.command == "certs":
             return _certs(args)
+        if args.command == "audit" and args.crds:
+            from webhook.cli.preflight import run_preflight
+
+            return run_preflight(args, sys.stdout)
         if args.command == "audit":
             from webhook.cli.offline import run_audit
 

@@ -162,3 +162,19 @@ def status_message(status: object) -> str:
 
 def status_reason(status: object) -> str:
     return str(status.get("reason") or "") if isinstance(status, dict) else ""
+
+
+def list_objects(api: KubeAPI, path: str, page: int = 500) -> list[dict[str, Any]]:
+    """Every object of a collection, page by page (limit and continue); raises
+    APIStatusError on any answer but 200."""
+    items: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        query = [("limit", str(page))] + ([("continue", token)] if token else [])
+        status, body = api.get_json(path, query=query)
+        if status != 200 or not isinstance(body, dict):
+            raise APIStatusError(status, "GET", path, status_message(body))
+        items += [item for item in body.get("items") or [] if isinstance(item, dict)]
+        token = str((body.get("metadata") or {}).get("continue") or "")
+        if not token:
+            return items
