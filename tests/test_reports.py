@@ -348,3 +348,29 @@ def test_two_replicas_one_writer_and_failover_when_the_leader_stops(tmp_path: Pa
             fake.put(snapshot_class("gold-too"))  # fixed meanwhile
             wait_for(lambda: cluster_report() is None, 30, "the fixed finding gone")
             assert report_writers(fake) == {"replica-0", "replica-1"}  # the other took over
+
+
+def test_with_neither_crd_a_replica_says_so_once_and_writes_nothing(tmp_path: Path) -> None:
+    with fake_apiserver(groups=SNAPSHOT_GROUPS) as fake:
+        fake.put(snapshot_class("gold", default="true"))
+        fake.put(snapshot_class("gold-too", default="true"))
+        with running_server(
+            tmp_path,
+            "--kubeconfig",
+            str(fake.kubeconfig(tmp_path / "kubeconfig")),
+            "--namespace",
+            "snapshot-webhook",
+            "--reports-lease-seconds",
+            "3",
+            "--reports-debounce-seconds",
+            "0.2",
+        ) as server:
+
+            def said(record: dict[str, object]) -> bool:
+                return "no report CRD is installed" in str(record.get("message"))
+
+            server.wait_for_log(said, timeout=30)
+            fake.put(volume_snapshot("nightly", pvc="orders", cls="missing"))  # a change
+            time.sleep(1.5)  # several rounds of the leader's loop
+            assert len([r for r in server.log_records() if said(r)]) == 1
+        assert not [w for w in fake.writes if "reports" in w[1] and "leases" not in w[1]]
