@@ -14,6 +14,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from webhook.serving.app import send_json
+from webhook.serving.protocol import CorkedHttpToolsProtocol
 from webhook.tls.watch import server_context
 
 ANSWER = orjson.dumps(
@@ -42,6 +43,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cert-dir", type=Path, required=True)
+    parser.add_argument(
+        "--corked",
+        action="store_true",
+        help="write each response's head and body at once, as the webhook's protocol does",
+    )
     args = parser.parse_args()
     cert, key = args.cert_dir / "tls.crt", args.cert_dir / "tls.key"
     context = server_context(cert, key)
@@ -55,6 +61,7 @@ def main() -> None:
         access_log=False,
         server_header=False,
         proxy_headers=False,  # as the webhook: nothing but the apiserver stands in front
+        http=CorkedHttpToolsProtocol if args.corked else "httptools",
     )
 
 

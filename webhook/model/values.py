@@ -75,7 +75,7 @@ def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"{}[]")
+_NOT_OPENINGS = bytes(c for c in range(256) if c not in b"{[")
 _NOT_BRACKETS_OR_QUOTES = bytes(c for c in range(256) if c not in b'{}[]"')
 _STRING = re.compile(rb'"[^"]*"')
 _OPENINGS = re.compile(rb"\{+")
@@ -100,10 +100,12 @@ def _brackets_outside_strings(raw: bytes) -> bytes:
 def json_too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
     """Whether a JSON text nests deeper than `limit`, read from its bytes.
 
-    A body with no more brackets than the limit is proved shallow by counting
-    them. Otherwise strings are cut out and the brackets kept, and innermost
-    pairs are removed a level at a time: all of it in C, never a loop per byte."""
-    if len(raw.translate(None, _NOT_BRACKETS)) <= limit:  # one pass, in C
+    A body with no more opening brackets than the limit is proved shallow by
+    counting them (each level of depth opens one; those inside strings only add
+    to the count). Otherwise strings are cut out and the brackets kept, and
+    innermost pairs are removed a level at a time: all of it in C, never a loop
+    per byte."""
+    if len(raw.translate(None, _NOT_OPENINGS)) <= limit:  # one pass, in C
         return False
     brackets = _brackets_outside_strings(raw)
     if len(brackets) <= limit:  # the rest were inside strings (JSON in an annotation)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -11,18 +13,24 @@ from prometheus_client import (
     Counter,
     Gauge,
     GCCollector,
-    Histogram,
     Info,
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from webhook import __version__
 from webhook.decide.admission import Verdict
 from webhook.model.kinds import KINDS, KindInfo
+from webhook.rules.base import Finding
 
 # Label values come only from these fixed sets, never from a request as sent:
 # a caller could otherwise grow /metrics without bound with made-up kinds.
@@ -104,25 +112,9 @@ class Metrics:
             "Admission requests being read or judged now.",
             registry=self.registry,
         ).set_function(lambda: self.in_flight)
-        self.admissions = Counter(
-            "snapshot_webhook_admissions",
-            "Admission requests answered.",
-            ["kind", "operation", "verdict"],
-            registry=self.registry,
-        )
-        self.findings = Counter(
-            "snapshot_webhook_rule_findings",
-            "Rule findings, by the verdict of the admission they were part of.",
-            ["kind", "operation", "verdict", "rule", "effect"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "snapshot_webhook_admission_duration_seconds",
-            "Time from receiving a review's body to having its answer.",
-            ["kind", "operation", "verdict"],
-            registry=self.registry,
-            buckets=LATENCY_BUCKETS,
-        )
+        # per-admission counts are plain integers, read at scrape time
+        self.admission_stats = AdmissionStats(LATENCY_BUCKETS)
+        self.registry.register(self.admission_stats)
         self.bad_requests = Counter(
             "snapshot_webhook_bad_requests",
             "Requests refused before any review was read.",
@@ -172,8 +164,6 @@ class Metrics:
         )
         for result in ("allowed", "denied", "failed"):
             self.authorizations.labels(result)
-        self._admission_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-        self._finding_children: dict[tuple[str, ...], Any] = {}
         self.cert_not_after = Gauge(
             "snapshot_webhook_certificate_not_after_timestamp_seconds",
             "When the serving certificate expires (Unix time).",
@@ -246,22 +236,70 @@ class Metrics:
         self.bad_requests.labels(status).inc()
 
     def record(self, kind: str, operation: str, verdict: Verdict, seconds: float) -> None:
-        # Children are looked up once per label set: .labels() validates and
-        # locks on every call, which shows on the admission path.
         key = (kind_label(kind), operation_label(operation), verdict_label(verdict))
-        children = self._admission_children.get(key)
-        if children is None:
-            children = self._admission_children[key] = (
-                self.admissions.labels(*key),
-                self.latency.labels(*key),
-            )
-        admissions, latency = children
-        admissions.inc()
-        latency.observe(seconds)
-        for finding in verdict.findings:
-            effect = "deny" if finding.denies else "warn"
-            found = (*key, finding.rule_id, effect)
-            child = self._finding_children.get(found)
-            if child is None:
-                child = self._finding_children[found] = self.findings.labels(*found)
-            child.inc()
+        self.admission_stats.record(key, seconds, verdict.findings)
+
+
+Key = tuple[str, str, str]  # kind, operation, verdict
+
+
+def _counter(
+    name: str, documentation: str, labels: list[str], counts: Mapping[Any, int]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for key, count in list(counts.items()):
+        family.add_metric(list(key), count)
+    return family
+
+
+class AdmissionStats:
+    """The per-admission metrics (admissions, rule findings, durations) as plain
+    counts, written by the event loop with no lock and no metric object per
+    request, and turned into samples when Prometheus scrapes: the exposition is
+    what Counter and Histogram objects print (`_total`, cumulative `_bucket`s,
+    `_count`, `_sum`; no `_created`, as for every metric here)."""
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.bounds = (*sorted(buckets), math.inf)
+        self.admissions: dict[Key, int] = {}
+        self.findings: dict[tuple[str, ...], int] = {}  # key, rule, effect
+        # key -> the count in each bucket (not cumulative), then the sum
+        self.durations: dict[Key, list[float]] = {}
+
+    def record(self, key: Key, seconds: float, findings: Iterable[Finding]) -> None:
+        self.admissions[key] = self.admissions.get(key, 0) + 1
+        spread = self.durations.get(key)
+        if spread is None:
+            spread = self.durations[key] = [0.0] * (len(self.bounds) + 1)
+        spread[bisect.bisect_left(self.bounds, seconds)] += 1
+        spread[-1] += seconds
+        for finding in findings:
+            found = (*key, finding.rule_id, "deny" if finding.denies else "warn")
+            self.findings[found] = self.findings.get(found, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["kind", "operation", "verdict"]
+        yield _counter(
+            "snapshot_webhook_admissions",
+            "Admission requests answered.",
+            labels,
+            self.admissions,
+        )
+        yield _counter(
+            "snapshot_webhook_rule_findings",
+            "Rule findings, by the verdict of the admission they were part of.",
+            [*labels, "rule", "effect"],
+            self.findings,
+        )
+        durations = HistogramMetricFamily(
+            "snapshot_webhook_admission_duration_seconds",
+            "Time from receiving a review's body to having its answer.",
+            labels=labels,
+        )
+        for key, spread in list(self.durations.items()):
+            cumulative, buckets = 0.0, []
+            for bound, observed in zip(self.bounds, spread, strict=False):
+                cumulative += observed
+                buckets.append((floatToGoString(bound), cumulative))  # type: ignore[no-untyped-call]
+            durations.add_metric(list(key), buckets, spread[-1])
+        yield durations

@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol, with deadlines for request headers and bodies.
+"""uvicorn's httptools protocol, with deadlines for request headers and bodies,
+and each response written in one piece.
 
 uvicorn closes idle keep-alive connections, but not one that never completes
 its request: a client that connects and sends nothing, or dribbles a header or
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -34,7 +35,55 @@ def _ignore(status: int, message: str) -> None:
     return None
 
 
-class GuardedHttpToolsProtocol(HttpToolsProtocol):
+class CorkedTransport:
+    """A transport that holds a response's head until its body is written, so
+    that head and body leave in one write: one TLS record and one send instead
+    of two. Anything else is the transport's own. A head is never held alone
+    for long: the next write, or closing, sends it; an interim response
+    (`100 Continue`) is sent at once, since the client waits for it."""
+
+    __slots__ = ("_held", "_transport")
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif data.startswith(b"HTTP/1.1 ") and not data.startswith(b"HTTP/1.1 1"):
+            self._held = bytes(data)
+        else:
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.release()
+        self._transport.close()
+
+    def release(self) -> None:
+        """Send a held head now (a response complete without a body write: HEAD)."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._transport.write(held)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class CorkedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, writing each response's head and body at once."""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(cast(asyncio.Transport, CorkedTransport(transport)))
+
+    def on_response_complete(self) -> None:
+        cast(CorkedTransport, self.transport).release()
+        super().on_response_complete()
+
+
+class GuardedHttpToolsProtocol(CorkedHttpToolsProtocol):
     header_timeout: ClassVar[float] = 10.0
     body_timeout: ClassVar[float] = 10.0
     on_refused: ClassVar[Callable[[int, str], None]] = staticmethod(_ignore)
