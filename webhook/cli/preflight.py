@@ -106,6 +106,9 @@ def from_cluster(
         )
         stored[key] = tuple((installed.get("status") or {}).get("storedVersions") or ())
         both = [v for v in served_now if v in crd.served]
+        if not served_now:
+            counts[key] = 0  # nothing can be read today, so nothing is listed
+            continue
         at = crd.storage if crd.storage in both else (both[0] if both else served_now[0])
         listed = list_objects(api, f"/apis/{crd.group}/{at}/{crd.plural}")
         for obj in listed:

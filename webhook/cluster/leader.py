@@ -36,6 +36,7 @@ log = logging.getLogger("snapshot_webhook.leader")
 
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
 MANAGED = {"app.kubernetes.io/managed-by": "snapshot-webhook"}
+TIMEOUT = (3.0, 5.0)  # connect, read: well inside the renew deadline
 
 
 def micro_time(at: float) -> str:
@@ -102,7 +103,7 @@ class LeaseElector:
 
     def _step(self) -> None:
         now = self._clock()
-        status, lease = self.api.get_json(self.path)
+        status, lease = self.api.get_json(self.path, timeout=TIMEOUT)
         if status == 404:
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
@@ -111,7 +112,7 @@ class LeaseElector:
                 "spec": self._spec(now, 0, None),
             }
             status, answer = self.api.request_json(
-                "POST", LEASES.format(namespace=self.namespace), body
+                "POST", LEASES.format(namespace=self.namespace), body, timeout=TIMEOUT
             )
             if status == 201:
                 self._took(now, "created")
@@ -142,7 +143,7 @@ class LeaseElector:
             transitions if mine else transitions + 1,
             spec.get("acquireTime") if mine else None,
         )
-        status, answer = self.api.request_json("PUT", self.path, updated)
+        status, answer = self.api.request_json("PUT", self.path, updated, timeout=TIMEOUT)
         if status == 200:
             self._took(now, "renewed" if mine else "taken over")
         elif status == 409:  # another replica wrote first: it leads

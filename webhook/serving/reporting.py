@@ -216,7 +216,9 @@ class Reporting:
                     or (pending_since is not None and now - pending_since >= self.max_delay)
                     or seen == -1
                 )
-                if leading and due and self.ready():
+                # leading as of now, by the clock: a step stuck on a slow apiserver
+                # must not let a stale leader publish
+                if self.elector.leading and due and self.ready():
                     try:
                         done = await asyncio.to_thread(self.publish_now)
                     except Exception as err:
