@@ -314,7 +314,7 @@ def test_two_replicas_one_writer_and_failover_when_the_leader_stops(tmp_path: Pa
                             "--reports",
                             "wgpolicy",
                             "--reports-lease-seconds",
-                            "3",
+                            "6",  # a busy machine never loses it by accident
                             "--reports-debounce-seconds",
                             "0.2",
                             "--watch-read-timeout-seconds",

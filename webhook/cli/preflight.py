@@ -53,6 +53,9 @@ def run_preflight(args: argparse.Namespace, out: IO[str]) -> int:
         except (KubeConfigError, APIStatusError, OSError) as err:
             _say(str(err))
             return EXIT_UNREADABLE
+        except Exception as err:  # the client's own errors (connection refused, TLS)
+            _say(f"cannot read the cluster: {type(err).__name__}: {err}")
+            return EXIT_UNREADABLE
         findings = preflight.check_versions(crds, stored, counts, storage)
     else:
         objects = [doc.raw for doc in read(args.state)]

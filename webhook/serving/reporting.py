@@ -196,6 +196,7 @@ class Reporting:
         last_count = -1
         quiet_since = self.clock()
         next_step = 0.0
+        retry_at = 0.0  # after a failed round, not before this
         leading = False
         try:
             while True:
@@ -211,10 +212,13 @@ class Reporting:
                     last_count, quiet_since = count, now
                     if pending_since is None:
                         pending_since = now
-                due = count != seen and (
-                    now - quiet_since >= self.debounce
-                    or (pending_since is not None and now - pending_since >= self.max_delay)
-                    or seen == -1
+                due = now >= retry_at and (
+                    count != seen
+                    and (
+                        now - quiet_since >= self.debounce
+                        or (pending_since is not None and now - pending_since >= self.max_delay)
+                        or seen == -1
+                    )
                 )
                 # leading as of now, by the clock: a step stuck on a slow apiserver
                 # must not let a stale leader publish
@@ -224,7 +228,11 @@ class Reporting:
                     except Exception as err:
                         log.warning("reports: publishing failed: %s", err)
                         done = None
-                    if done is not None and not done["conflict"] and not done["failed"]:
+                    if done is None or done["failed"]:
+                        retry_at = now + self.max_delay  # refused or unreachable: not every tick
+                    elif done["conflict"]:
+                        retry_at = now + self.debounce  # another write moved first: read again
+                    else:
                         seen, pending_since = count, None
                 await asyncio.sleep(self.tick)
         finally:
