@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from builders import (
     changed,
@@ -15,7 +16,8 @@ from builders import (
     warned_ids,
 )
 
-from webhook.decide.admission import MAX_WARNING_CHARS, read_review
+from webhook.decide.admission import MAX_WARNING_CHARS, read_review, review_from_bytes
+from webhook.decide.judge import decide
 from webhook.rules import BY_ID, Policy, UnknownRuleError
 from webhook.rules.base import Mode
 from webhook.state.index import StateIndex
@@ -45,6 +47,15 @@ def test_cleanup_operations_are_always_allowed(state: StateIndex, operation: str
     assert verdict.allowed and verdict.findings == ()
 
 
+@pytest.mark.parametrize("operation", ["PATCH", "create", "Operation.CREATE", ""])
+def test_an_unknown_operation_is_code_400_naming_it(state: StateIndex, operation: str) -> None:
+    verdict = judge(state, review(BROKEN, operation=operation))
+    assert (verdict.allowed, verdict.code) == (False, 400)
+    assert verdict.message == (
+        f"request.operation {operation!r} is not one of CREATE, UPDATE, DELETE, CONNECT"
+    )
+
+
 def test_delete_of_unhandled_resource_is_allowed(state: StateIndex) -> None:
     body = review(None, operation="DELETE", old=BROKEN)
     body["request"]["kind"] = {"group": "", "version": "v1", "kind": "Pod"}
@@ -61,6 +72,31 @@ def test_unchanged_spec_update_is_allowed_even_when_broken(state: StateIndex) ->
     new = changed(BROKEN, **{"metadata.labels": {"retention": "7d"}, "metadata.finalizers": []})
     verdict = judge(state, review(new, operation="UPDATE", old=BROKEN))
     assert verdict.allowed and verdict.findings == ()
+
+
+@pytest.mark.parametrize("read", ["from bytes", "as decoded JSON"])
+def test_an_update_is_unchanged_only_when_the_spec_as_sent_is(state: StateIndex, read: str) -> None:
+    """A spec field no view declares still makes an UPDATE a change: the check
+    compares the spec as it was sent, whichever way the review is read."""
+    relabelled = changed(BROKEN, **{"metadata.labels": {"retention": "7d"}})
+    undeclared = changed(BROKEN, **{"spec.futureField": "on"})
+    verdicts = []
+    for new in (relabelled, undeclared):
+        body = review(new, operation="UPDATE", old=BROKEN)
+        if read == "from bytes":
+            parsed = review_from_bytes(orjson.dumps(body))
+        else:
+            parsed = read_review(body)
+        assert parsed.request is not None
+        verdicts.append(decide(parsed.request, state, Policy()))
+    unchanged, judged = verdicts
+    assert unchanged.allowed and unchanged.findings == ()
+    assert judged.allowed and {"snapshot.source.one-of", "snapshot.class.non-empty"} <= warned_ids(
+        judged
+    )
+    ratcheted = [w for w in judged.warnings if w.startswith(("snapshot.source", "snapshot.class"))]
+    assert len(ratcheted) == 2
+    assert all("already so before this update" in w for w in ratcheted)
 
 
 def test_one_object_rule_broken_before_only_warns(state: StateIndex) -> None:

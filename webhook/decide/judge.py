@@ -44,6 +44,7 @@ from webhook.rules.base import CrossContext, Finding, Operation
 from webhook.state.view import StateView
 
 CLEANUP_OPERATIONS = ("DELETE", "CONNECT")
+_OPERATIONS = {operation.value: operation for operation in Operation}
 
 
 def _annotation(raw: dict[str, Any], key: str) -> object:
@@ -128,13 +129,13 @@ def read_subject(request: AdmissionRequest) -> Subject | Verdict:
             "it admits the snapshot.storage.k8s.io and groupsnapshot.storage.k8s.io kinds, and "
             "PersistentVolumeClaims",
         )
-    if request.operation not in Operation.__members__:
+    operation = _OPERATIONS.get(request.operation)
+    if operation is None:
         return errored(
             400,
             f"request.operation {request.operation!r} is not one of CREATE, UPDATE, DELETE, "
             "CONNECT",
         )
-    operation = Operation(request.operation)
     if info.role is Role.PVC and operation is Operation.UPDATE:
         return allowed()  # claims are judged once, when created
     try:
