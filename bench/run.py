@@ -160,7 +160,82 @@ those runs; absolute numbers move with the machine's load, ratios less so).
   metric, or replacing uvicorn's Python request cycle, which the rules of
   this work exclude; the largest step left is decoding each object in the
   same pass as the envelope (a tagged union on `kind`), which needs the
-  UPDATE "unchanged" check rebuilt on typed views."""
+  UPDATE "unchanged" check rebuilt on typed views.
+- **Per-core round four: the gap measured three more ways, and the last
+  named step tried.** Every `scripts/bench` run now adds, besides the perf
+  profile:
+  1. the last in-process stage above: all the server does per admission,
+     its own ASGI app driven in process (fast path, body read, decision,
+     state update, answer, log line, metrics), minus socket, TLS and uvicorn;
+  2. instructions per admission by part (cachegrind), a count that does not
+     move with the machine's load, so that a change of a few percent can be
+     seen at all;
+  3. the live profile by Python layer (py-spy, Python frames, no pause);
+  4. the calibration: the null endpoint made to run Python work that takes
+     50 and 100 us in process, to measure what a microsecond of it costs live.
+
+  What they show (two full runs of this round: null endpoint 64 and 71 us,
+  webhook 211 and 216 us, 3.31x and 3.04x; p99 at one connection 2.02x and
+  1.74x; the tables above are the second):
+  - **The live cost is the in-process work at the live price.** A
+    microsecond of Python timed in process costs 1.3 to 2.0 us of live CPU
+    in the null endpoint itself (1.28-1.44 in the two runs of this round, up
+    to 2.0 in others on this machine). This machine gives no hardware
+    counters to say why; the likely cause is caches and branch predictors
+    gone cold between the TLS, kernel and uvicorn work of each request. The
+    webhook does 81-83 us per admission in process, which at that price is
+    105-165 us live; it adds 140-145 us, inside that range, and at the lower
+    price the rest is the log writer thread writing each line (6-8 us, the
+    "no Python frame" row) and the larger answers' TLS records and sends.
+  - **So the 2.5x target means about 55-75 us in process**, 15-35% less
+    than today: at most 1.5 times the null endpoint's 64-80 us may be added
+    live, at 1.3-2.0 us per in-process microsecond.
+  - **Where the in-process work goes, by instructions (about 400,000 per
+    admission):** the nesting and ASCII checks 15% (one C pass each over the
+    body: `translate` is the cheapest exact pass the standard library has;
+    two `count` calls measured 4.7 us against its 3.3 us); msgspec skipping
+    what no rule reads 18% (managedFields and the last-applied annotation,
+    which the apiserver sends with every object); decoding and encoding 6%;
+    the rest, about 60%, is the interpreter running the rules, records,
+    verdict, edge, log line and metrics, with their allocations and lookups,
+    spread over dozens of functions, none above 6% of the whole.
+
+  Tried, measured, and not kept:
+  - **Objects decoded in the envelope's pass** (a tagged union on `kind`,
+    each object's `spec` kept raw as well, so that the "unchanged" check
+    still compares what was sent): verdicts byte-identical over 1,835
+    reviews (the examples, the captured samples and mutations of each).
+    Instructions per admission 431,700 -> 404,800 on the benchmark mix, and
+    642,400 -> 579,000 on metadata-only UPDATEs; time, all the server does
+    in process (median of 5 interleaved runs), 83.9 -> 83.4 us on the mix
+    and 94.5 -> 93.7 us on metadata-only UPDATEs, within the noise; reading
+    a metadata-only UPDATE alone went 27.6 -> 30.3 us (typed objects built
+    where the skip built nothing). It was the largest step the last round
+    named; it needs a second reader of every object to stay exact and gave
+    instructions, not time, so it was not kept.
+  - **Small steps**: rule ids for the log line skipped when there are no
+    findings (no change in instructions), and each object's record made once
+    per request instead of up to four times in cluster mode; with the
+    operation looked up in a dict, together 84.0 -> 84.7 us in process
+    (median of 6 interleaved runs). Not kept, except the dict lookup of the
+    operation (430,000 -> 424,000 instructions, and a plainer line than the
+    enum's `__members__`), which the two full runs above include.
+
+  **What still separates the webhook from the targets, and why it stays**
+  (the live tables above, part by part; ranges over three py-spy runs):
+  uvicorn's request cycle, TLS, the send and the loop cost the webhook 34-57
+  us more than the null endpoint for the same work, which is the live price
+  of the webhook's own Python, not more work of theirs; reading costs 26-32
+  us (the exact nesting limit, msgspec's pass over bodies of 4-8 KB, the
+  objects read as their views); deciding 23-29 us (every rule in the policy,
+  each one or two microseconds); the log line 15-18 us and its writer thread
+  6-8 us (one JSON line per admission); metrics 5-7 us; the edge 17-21 us
+  above the null endpoint's (body limits, the in-flight budget, the answer).
+  Each is work the rules of this round keep: no rule, log line or metric may
+  be dropped or sampled, and uvicorn and httptools stay. Within those, a
+  15-35% cut of the in-process Python would have to come from every
+  function at once: the steps above, which went after the largest single
+  parts, gave instructions, not time."""
 RATE_CONNECTIONS, RATE_DELAY_MS = 8, 8  # about 900 requests a second: a busy cluster
 
 
@@ -431,11 +506,16 @@ def report(
     return "\n".join(lines)
 
 
-def server_command(port: int, certs_dir: Path, state: Path | None) -> tuple[list[str], str]:
+def server_command(
+    port: int, certs_dir: Path, state: Path | None, busy_us: float = 0.0
+) -> tuple[list[str], str]:
     """(command, readiness URL) of the webhook serving `state`, or of the null
-    endpoint when `state` is None; both as every benchmark runs them."""
+    endpoint when `state` is None (running `busy_us` of Python per admission);
+    both as every benchmark runs them."""
     if state is None:
         command = ["-m", "bench.null_app", "--port", str(port), "--cert-dir", str(certs_dir)]
+        if busy_us:
+            command += ["--busy-us", str(busy_us)]
         return [sys.executable, *command, "--corked"], f"https://127.0.0.1:{port}/healthz"
     command = [
         *("-m", "webhook", "serve", "--port", str(port), "--cert-dir", str(certs_dir)),
@@ -445,11 +525,10 @@ def server_command(port: int, certs_dir: Path, state: Path | None) -> tuple[list
 
 
 def live_section(workdir: Path, listing: Path, seconds: int) -> str:
-    """The live profile: both servers sampled by perf under wrk, by part."""
-    from bench.live_profile import LIVE_NOTE, profile, table
+    """The live profiles (perf by part, py-spy by Python layer) and the calibration."""
+    from bench.live_profile import section
 
-    results = {name: profile(name, seconds, workdir, listing) for name in ("null", "webhook")}
-    return LIVE_NOTE + "\n\n" + table(results)
+    return section(workdir, listing, seconds)
 
 
 def main() -> None:
@@ -483,13 +562,15 @@ def main() -> None:
         print(f"benchmarking {name} with {objects} objects ...", file=sys.stderr, flush=True)
         results.append(measure(name, objects, command, ready, workdir, listing, args.seconds))
     profile = decision_profile(bodies)
-    live = ""
-    if shutil.which("perf") is not None:
-        print("profiling live (perf) ...", file=sys.stderr, flush=True)
-        live = live_section(workdir, listing, args.seconds)
-    command = "scripts/bench" + (f" --seconds {args.seconds}" if args.seconds != 10 else "")
+    if shutil.which("valgrind") is not None:
+        from bench.instructions import section as instructions_section
+
+        print("counting instructions (cachegrind) ...", file=sys.stderr, flush=True)
+        profile += "\n\n" + instructions_section()
+    live = live_section(workdir, listing, args.seconds)
+    rerun = "scripts/bench" + (f" --seconds {args.seconds}" if args.seconds != 10 else "")
     sizes = [p.stat().st_size for p in bodies]
-    text = report(results, command, args.seconds, sizes, profile, live)
+    text = report(results, rerun, args.seconds, sizes, profile, live)
     print("benchmarking claims ...", file=sys.stderr, flush=True)
     text = text.rstrip("\n") + "\n\n" + claims_section()
     args.out.parent.mkdir(parents=True, exist_ok=True)
