@@ -25,7 +25,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from bench.payloads import ROOT, SMALL_STATE, payloads
+from bench.payloads import EXAMPLES, ROOT, SMALL_STATE, payloads
 
 PARTS = [
     ("nesting and ASCII checks: bytes methods over the whole body", r"bytes_(translate|isascii)"),
@@ -111,7 +111,7 @@ def part_of(source: str, function: str) -> str:
 
 def measure(rounds: int) -> tuple[int, Counter[str]]:
     """(admissions, instructions per admission by part)."""
-    admissions = rounds * len(list((ROOT / "examples" / "reviews").glob("*.json")))
+    admissions = rounds * len(list(EXAMPLES.glob("*.json")))  # the bodies `payloads` writes
     with tempfile.TemporaryDirectory(prefix="snapshot-webhook-cachegrind-") as where:
         base = counted(0, Path(where) / "base.out")
         busy = counted(rounds, Path(where) / "busy.out")

@@ -336,18 +336,22 @@ def section(workdir: Path, listing: Path, seconds: int) -> str:
     """The live profile by part (perf, when installed), by Python layer (py-spy,
     when installed), and the calibration, as Markdown."""
     parts = []
-    if shutil.which("perf") is not None:
-        results = {}
-        for server in ("null", "webhook"):
-            print(f"profiling the {server} server (perf) ...", file=sys.stderr, flush=True)
-            results[server] = profile(server, seconds, workdir, listing, "perf")
-        parts += [LIVE_NOTE, table(results)]
-    if py_spy() is not None:
-        results = {}
-        for server in ("null", "webhook"):
-            print(f"profiling the {server} server (py-spy) ...", file=sys.stderr, flush=True)
-            results[server] = profile(server, seconds, workdir, listing, "py-spy")
-        parts += [PYTHON_NOTE, table(results, LAYERS, "py-spy")]
+    samplers = [("perf", LIVE_NOTE, ORDER), ("py-spy", PYTHON_NOTE, LAYERS)]
+    for sampler, note, order in samplers:
+        if (py_spy() if sampler == "py-spy" else shutil.which(sampler)) is None:
+            continue
+        try:
+            results = {}
+            for server in ("null", "webhook"):
+                print(f"profiling the {server} server ({sampler}) ...", file=sys.stderr, flush=True)
+                results[server] = profile(server, seconds, workdir, listing, sampler)
+        except (OSError, subprocess.SubprocessError) as err:  # no data: not allowed to attach
+            print(f"{sampler} gave no profile ({err}); left out", file=sys.stderr, flush=True)
+            continue
+        if not all(sum(found.values()) for found, _, _ in results.values()):
+            print(f"{sampler} recorded no samples; left out", file=sys.stderr, flush=True)
+            continue
+        parts += [note, table(results, order, sampler)]
     print("calibrating: the null endpoint made busy ...", file=sys.stderr, flush=True)
     parts += [CALIBRATION_NOTE, calibration_table(calibration(seconds, workdir, listing))]
     return "\n\n".join(parts)

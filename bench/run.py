@@ -566,7 +566,10 @@ def main() -> None:
         from bench.instructions import section as instructions_section
 
         print("counting instructions (cachegrind) ...", file=sys.stderr, flush=True)
-        profile += "\n\n" + instructions_section()
+        try:
+            profile += "\n\n" + instructions_section()
+        except (OSError, subprocess.SubprocessError) as err:
+            print(f"no instruction count ({err}); left out", file=sys.stderr, flush=True)
     live = live_section(workdir, listing, args.seconds)
     rerun = "scripts/bench" + (f" --seconds {args.seconds}" if args.seconds != 10 else "")
     sizes = [p.stat().st_size for p in bodies]
