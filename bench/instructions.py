@@ -55,6 +55,7 @@ def run_admissions(rounds: int) -> None:
     from bench.profile import served_in_process
     from webhook.decide.service import Webhook
     from webhook.rules import Policy
+    from webhook.serving.logs import AdmissionLog
     from webhook.state.fixtures import ObjectStore
 
     workdir = Path(tempfile.mkdtemp(prefix="snapshot-webhook-instructions-"))
@@ -63,10 +64,12 @@ def run_admissions(rounds: int) -> None:
     store = ObjectStore()
     store.load([str(SMALL_STATE)])
     with open(os.devnull, "wb") as sink:
-        serve = served_in_process(Webhook(store.index, Policy(), embedded=True), sink)
+        log = AdmissionLog(stream=sink)
+        serve = served_in_process(Webhook(store.index, Policy(), embedded=True), log)
         for _ in range(rounds):
             for body in bodies:
                 serve(body)
+        log.close()
 
 
 def counted(rounds: int, out: Path) -> Counter[tuple[str, str]]:

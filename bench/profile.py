@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import cProfile
 import io
 import os
@@ -10,7 +9,7 @@ import pstats
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -45,16 +44,16 @@ async def _never(scope: Any, receive: Any, send: Any) -> None:
     raise AssertionError("only admissions are sent")
 
 
-def served_in_process(webhook: Webhook, log_stream: IO[bytes]) -> Callable[[bytes], object]:
+def served_in_process(webhook: Webhook, log: AdmissionLog) -> Callable[[bytes], object]:
     """One admission through the server's own ASGI fast path (edge, decision,
-    log line, metrics) as the live server runs it, minus the socket, TLS and
-    uvicorn: the coroutine runs to its end in one step, since nothing in it
-    waits when the whole body has arrived."""
+    log line to `log`, metrics) as the live server runs it, minus the socket,
+    TLS and uvicorn: the coroutine runs to its end in one step, since nothing
+    in it waits when the whole body has arrived."""
     edge = Edge(
         metrics=Metrics(),
         readiness=Readiness(),
         max_body_bytes=3 * 1024 * 1024,
-        admission_log=AdmissionLog(stream=log_stream),
+        admission_log=log,
     )
     app = AdmissionFastPath(_never, AdmissionEndpoint(webhook, edge))
     sent: list[Any] = []
@@ -78,9 +77,13 @@ def served_in_process(webhook: Webhook, log_stream: IO[bytes]) -> Callable[[byte
             return message
 
         sent.clear()
-        with contextlib.suppress(StopIteration):  # the coroutine ran to its end
-            app(scope, receive, send).send(None)
-        return sent[-1]
+        running = app(scope, receive, send)
+        try:
+            running.send(None)
+        except StopIteration:  # ran to its end in one step
+            return sent[-1]
+        running.close()
+        raise RuntimeError("an admission waited (for a thread): it cannot be timed in one step")
 
     return serve
 
@@ -119,7 +122,8 @@ def decision_profile(paths: list[Path]) -> str:
         return orjson.dumps(response(review.api_version, review.uid, webhook.judge(review)))
 
     log_stream = open(os.devnull, "wb")  # noqa: SIM115 - closed below
-    served = served_in_process(Webhook(store.index, policy, embedded=True), log_stream)
+    log = AdmissionLog(stream=log_stream)
+    served = served_in_process(Webhook(store.index, policy, embedded=True), log)
     stages = [
         ("nesting check of the raw body", nesting),
         ("+ AdmissionReview envelope decoded (msgspec, objects kept raw)", envelope),
@@ -142,6 +146,7 @@ def decision_profile(paths: list[Path]) -> str:
     for label, work in stages:
         _per_call(work, bodies)  # warm
         lines.append(f"| {label} | {_per_call(work, bodies):.1f} |")
+    log.close()
     log_stream.close()
     profiler = cProfile.Profile()
     profiler.enable()

@@ -77,3 +77,36 @@ def test_raw_stacks_are_counted_by_layer(tmp_path: Path) -> None:
 )
 def test_instructions_go_to_their_part(source: str, function: str, part: str) -> None:
     assert part_of(source, function).startswith(part)
+
+
+def test_the_in_process_stage_answers_as_the_server_decides(tmp_path: Path) -> None:
+    """The stage `bench.profile` times is real work: every benchmark body gets,
+    through the server's own ASGI app, the answer the decision gives it."""
+    import orjson
+
+    from bench.payloads import SMALL_STATE, payloads
+    from bench.profile import served_in_process
+    from webhook.decide.admission import response, review_from_bytes
+    from webhook.decide.service import Webhook
+    from webhook.rules import Policy
+    from webhook.serving.logs import AdmissionLog
+    from webhook.state.fixtures import ObjectStore
+
+    def webhook() -> Webhook:
+        store = ObjectStore()
+        store.load([str(SMALL_STATE)])
+        return Webhook(store.index, Policy(), embedded=True)
+
+    direct = webhook()
+    with (tmp_path / "log").open("wb") as stream:
+        log = AdmissionLog(stream=stream)
+        served = served_in_process(webhook(), log)
+        bodies = [p.read_bytes() for p in payloads(tmp_path / "payloads")]
+        for body in bodies:
+            review = review_from_bytes(body)
+            expected = orjson.dumps(response(review.api_version, review.uid, direct.judge(review)))
+            assert served(body) == {"type": "http.response.body", "body": expected}
+        log.close()
+    assert len(bodies) >= 20
+    lines = [orjson.loads(line) for line in (tmp_path / "log").read_bytes().splitlines()]
+    assert [line["uid"] for line in lines] == [review_from_bytes(b).uid for b in bodies]
