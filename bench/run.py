@@ -198,7 +198,8 @@ those runs; absolute numbers move with the machine's load, ratios less so).
     which the apiserver sends with every object); decoding and encoding 6%;
     the rest, about 60%, is the interpreter running the rules, records,
     verdict, edge, log line and metrics, with their allocations and lookups,
-    spread over dozens of functions, none above 6% of the whole.
+    spread over dozens of functions, none above about 3% of the whole by
+    its own time (py-spy, in process).
 
   Tried, measured, and not kept:
   - **Objects decoded in the envelope's pass** (a tagged union on `kind`,
