@@ -199,6 +199,18 @@ def test_deleting_the_only_default_warns_when_snapshots_of_its_driver_wait(
     assert finding.path == f"metadata.annotations[{kinds.VOLUME.default_annotation}]"
 
 
+def test_many_waiting_snapshots_are_shown_three_with_why_and_counted(
+    cluster: StateIndex,
+) -> None:
+    gold = deleted(snapshot_class("gold", default="true"))
+    policy = Policy.parse(["class.delete.in-use=off"])
+    add(cluster, *(awaiting(f"pending-{n}", "orders") for n in range(5)))
+    (finding,) = judge(cluster, gold, policy).findings
+    assert "5 VolumeSnapshot(s)" in finding.message
+    assert finding.message.count("(its claim's driver)") == 3
+    assert "and 2 more;" in finding.message
+
+
 def test_a_snapshot_of_another_driver_or_a_second_default_keeps_it_quiet(
     cluster: StateIndex,
 ) -> None:

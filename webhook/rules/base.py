@@ -147,10 +147,13 @@ def define(
 # --- formatting -------------------------------------------------------------
 
 
-def listed(records: Sequence[Any], most: int = 5) -> str:
-    """Names of records, quoted (namespace/name when namespaced), the first `most`
-    of them and how many more."""
-    shown = ", ".join(f'"{r.id.display}"' for r in records[:most])
+def listed(records: Sequence[Any], most: int = 5, note: Callable[[Any], str] | None = None) -> str:
+    """Names of records, quoted (namespace/name when namespaced), each followed by
+    `note(record)` in parentheses when given: the first `most` of them and how
+    many more."""
+    shown = ", ".join(
+        f'"{r.id.display}"' + (f" ({note(r)})" if note is not None else "") for r in records[:most]
+    )
     return shown + (f" and {len(records) - most} more" if len(records) > most else "")
 
 

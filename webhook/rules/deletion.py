@@ -47,27 +47,26 @@ def last_default(ctx: CrossContext) -> Iterator[Problem]:
         c.is_default and not c.id.same_object(cls.id) for c in ctx.state.default_classes(driver)
     ):
         return
-    waiting: list[tuple[SnapshotRecord, str]] = []
+    waiting: list[SnapshotRecord] = []
+    why: dict[str, str] = {}  # by snapshot: how it is known to need this driver's default
     for snap in ctx.state.snapshots_awaiting_default():
-        said = "driver not known"
+        why[snap.id.display] = "driver not known"
         if family is VOLUME and snap.pvc_name:
             source = claim_driver(ctx.volumes, snap.id.namespace, snap.pvc_name)
             if source is not None and source.driver != driver:
                 continue  # its own driver's default serves it
             if source is not None:
-                said = "its claim's driver"
-        waiting.append((snap, said))
+                why[snap.id.display] = "its claim's driver"
+        waiting.append(snap)
     if not waiting:
         return
-    shown = ", ".join(f'"{s.id.display}" ({said})' for s, said in waiting[:3])
-    if len(waiting) > 3:
-        shown += f" and {len(waiting) - 3} more"
+    shown = listed(waiting, 3, note=lambda s: why[s.id.display])
     yield Problem(
         family.default_annotation_path,
         f'{family.class_kind} "{cls.id.name}" is the only default class of driver "{driver}", '
         f"and {len(waiting)} {family.snapshot_kind}(s) without {family.class_name_path} wait "
         f"for one: {shown}; they stay unprovisioned until another class is made default",
-        key=[s.id.display for s, _ in waiting],
+        key=[s.id.display for s in waiting],
     )
 
 
