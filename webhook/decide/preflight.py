@@ -261,6 +261,27 @@ FORMATS.checks("byte")(_byte)
 FORMATS.checks("uuid")(_uuid)
 
 
+def children(value: Any, schema: Obj, path: str) -> Iterator[tuple[str, Any, Obj | None]]:
+    """(path, value, schema) of each field or item of `value`, by the schema over
+    it: a field `properties` names gets its schema, another field of a map the
+    `additionalProperties` schema, an item of a list the `items` schema. A field
+    no schema governs gets None: the apiserver keeps it only where
+    `additionalProperties` is true."""
+    properties, extra = schema.get("properties"), schema.get("additionalProperties")
+    if isinstance(value, dict) and isinstance(properties, dict):
+        for key, item in value.items():
+            sub = properties.get(key)
+            if key in properties:
+                sub = sub if isinstance(sub, dict) else {}
+            yield (f"{path}.{key}" if path else key), item, sub
+    elif isinstance(value, dict) and isinstance(extra, dict):
+        for key, item in value.items():
+            yield f"{path}[{key}]", item, extra
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            yield f"{path}[{i}]", item, schema["items"]
+
+
 def pruned(
     value: Any, schema: Obj | None, path: str, top: bool = False
 ) -> Iterator[tuple[str, Any]]:
@@ -268,22 +289,13 @@ def pruned(
     nullable are dropped silently (no finding), unknown fields are reported."""
     if schema is None or schema.get("x-kubernetes-preserve-unknown-fields"):
         return
-    if isinstance(value, dict) and isinstance(schema.get("properties"), dict):
-        known = schema["properties"]
-        extra = schema.get("additionalProperties")
-        for key, item in value.items():
-            if top and key in ("apiVersion", "kind", "metadata"):
-                continue
-            if key in known:
-                yield from pruned(item, known[key], f"{path}.{key}" if path else key)
-            elif not extra:
-                yield (f"{path}.{key}" if path else key), item
-    elif isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
-        for key, item in value.items():
-            yield from pruned(item, schema["additionalProperties"], f"{path}[{key}]")
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for i, item in enumerate(value):
-            yield from pruned(item, schema["items"], f"{path}[{i}]")
+    for where, item, sub in children(value, schema, path):
+        if top and where in ("apiVersion", "kind", "metadata"):
+            continue
+        if sub is not None:
+            yield from pruned(item, sub, where)
+        elif not schema.get("additionalProperties"):
+            yield where, item
 
 
 def without_nulls(value: Any, schema: Obj | None) -> Any:
@@ -472,17 +484,9 @@ def rule_findings(obj: Obj, schema: Obj, kind: str) -> Iterator[PreflightFinding
                 said = spec.get("message") or f"failed rule: {rule}"
                 text = f"{where}: {said} (rule `{rule}`{'; ' + why if why else ''})"
                 yield PreflightFinding(kind, name, "crd.rule", where, fit(text, MAX_MESSAGE), True)
-        properties = node.get("properties")
-        if isinstance(value, dict) and isinstance(properties, dict):
-            for key, sub in properties.items():
-                if key in value and value[key] is not None and isinstance(sub, dict):
-                    yield from walk(value[key], sub, f"{path}.{key}" if path else key)
-        elif isinstance(value, dict) and isinstance(node.get("additionalProperties"), dict):
-            for key, item in value.items():
-                yield from walk(item, node["additionalProperties"], f"{path}[{key}]")
-        if isinstance(value, list) and isinstance(node.get("items"), dict):
-            for i, item in enumerate(value):
-                yield from walk(item, node["items"], f"{path}[{i}]")
+        for where, item, sub in children(value, node, path):
+            if item is not None and sub:  # rules hold no sway over a null
+                yield from walk(item, sub, where)
 
     yield from walk(without_nulls(obj, schema), schema, "")
 
